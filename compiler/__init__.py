@@ -1,0 +1,31 @@
+"""kflow: compile AsyncWorkflowBuilder workflows into plain-asyncio modules.
+
+Public API, grouped by module (implementation modules are not API)::
+
+    builder     AsyncWorkflowBuilder, AsyncPatterns
+    policies    AsyncRetryPolicy, RetryPolicy, ErrorHandler
+    ir          Workflow
+    runtime     AsyncLocalRuntime, ResourceRegistry
+    api         compile_workflow
+    errors      CompileError
+"""
+
+from compiler.api import CompiledModule, compile_workflow
+from compiler.builder import AsyncWorkflowBuilder
+from compiler.errors import CompileError, KflowError
+from compiler.ir import Workflow
+from compiler.policies import AsyncRetryPolicy, ErrorHandler, RetryPolicy
+from compiler.runtime import AsyncLocalRuntime
+
+__all__ = [
+    "AsyncLocalRuntime",
+    "AsyncRetryPolicy",
+    "AsyncWorkflowBuilder",
+    "CompileError",
+    "CompiledModule",
+    "ErrorHandler",
+    "KflowError",
+    "RetryPolicy",
+    "Workflow",
+    "compile_workflow",
+]

@@ -1,0 +1,306 @@
+"""Analyse each node's code: what it reads, what it needs, what it outputs.
+
+Code strings are dedented, checked with Python's own parser (so syntax errors
+read as Python's do, at the user's line), then parsed with LibCST. Scope
+analysis finds the code's free names and sorts them into connected inputs,
+resources, auto-imported stdlib modules, optional inputs (`globals().get`) and
+required workflow inputs. The transformers in `compiler.transforms` turn the
+code into the body of the node's function.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, ScopeProvider
+
+from compiler.errors import CompileError, Diagnostic, error
+from compiler.ir import CodeBlock, Node, SourceLocation, Workflow
+from compiler.transforms import OptionalInput, OptionalInputs, ReturnResult
+
+# Modules the guide's examples use without importing them.
+AUTO_IMPORTS = frozenset(
+    {
+        "asyncio", "base64", "collections", "datetime", "decimal", "functools", "hashlib",
+        "itertools", "json", "logging", "math", "os", "random", "re", "statistics", "string",
+        "sys", "time", "uuid",
+    }
+)
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class CodeAnalysis:
+    """One code string made into a function body, and what the body needs."""
+
+    body: str
+    free_names: tuple[str, ...]
+    optional: tuple[OptionalInput, ...]
+    assigns_result: bool
+    # The workflow.py line of each statement of `body`, in `ast.walk` order.
+    statement_lines: tuple[int, ...]
+    file: str | None
+
+
+@dataclass(frozen=True)
+class NodeAnalysis:
+    node: Node
+    code: CodeAnalysis | None
+    connected: tuple[str, ...]  # inputs fed by connections, in first-connection order
+    resources: tuple[str, ...]
+    workflow_inputs: tuple[str, ...]  # required
+    optional: tuple[OptionalInput, ...]
+    handler: CodeAnalysis | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowAnalysis:
+    workflow: Workflow
+    nodes: dict[str, NodeAnalysis]
+    imports: tuple[str, ...]
+    retry_exceptions: dict[str, str]  # dotted name -> "module" to import ("" for builtins)
+    warnings: tuple[Diagnostic, ...] = field(default=())
+
+
+def _code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
+    """Map (line, col) in the dedented code to workflow.py."""
+    origin = block.origin
+    if origin is None:
+        return None
+    if not block.exact:
+        return origin
+    if line == 1:
+        return SourceLocation(origin.file, origin.line, origin.col + col)
+    return SourceLocation(origin.file, origin.line + line - 1, col + indent)
+
+
+def _indent_width(text: str) -> int:
+    dedented = textwrap.dedent(text)
+    for raw, new in zip(text.splitlines(), dedented.splitlines(), strict=False):
+        if new.strip():
+            return len(raw) - len(new)
+    return 0
+
+
+def analyse_code(
+    block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = ()
+) -> CodeAnalysis:
+    text = textwrap.dedent(block.text)
+    indent = _indent_width(block.text)
+    _check_syntax(text, block, node_id, what, indent)
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:  # Python accepted it; LibCST did not.
+        raise error(
+            "KF001", f"node {node_id!r}: {what} cannot be parsed: {exc.message}",
+            _code_location(block, exc.raw_line, exc.raw_column, indent),
+            "kflow supports the Python 3.11 grammar in node code",
+        ) from None
+
+    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
+    free: dict[str, None] = {}
+    module_scope = None
+    for scope in scopes.values():
+        if scope is None:
+            continue
+        if module_scope is None and isinstance(scope, cst.metadata.GlobalScope):
+            module_scope = scope
+    for scope in {s for s in scopes.values() if s is not None}:
+        for access in scope.accesses:
+            name = access.node.value if isinstance(access.node, cst.Name) else None
+            if name and not access.referents and name not in _BUILTINS:
+                free[name] = None
+    assigns_result = module_scope is not None and "result" in module_scope.assignments
+    provided = set(provided)
+
+    optional = OptionalInputs()
+    module = module.visit(optional)
+    has_return = _returns_at_top(_parse_top(text))
+    if assigns_result:
+        module = module.visit(ReturnResult())
+    body = module.code
+
+    names = sorted(
+        (n for n in free if n not in provided and n not in optional.found), key=_first_use(text)
+    )
+    return CodeAnalysis(
+        body=body,
+        free_names=tuple(names),
+        optional=tuple(optional.found.values()),
+        assigns_result=assigns_result or has_return,
+        statement_lines=tuple(_statement_user_lines(body, block)),
+        file=block.origin.file if block.origin else None,
+    )
+
+
+def _first_use(text: str):
+    """Sort key: free names in the order they first appear in the code."""
+    order: dict[str, int] = {}
+    for node in ast.walk(_parse_top(text)):
+        if isinstance(node, ast.Name):
+            key = (node.lineno, node.col_offset)
+            if node.id not in order or key < order[node.id]:
+                order[node.id] = key
+    return lambda name: order.get(name, (0, 0))
+
+
+def _parse_top(text: str) -> ast.Module:
+    # Only parses: `await` and `return` at top level are checked by _check_syntax.
+    return ast.parse(text)
+
+
+def _returns_at_top(tree: ast.Module) -> bool:
+    """A `return` in the code itself, not in a function it defines."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Return):
+            return True
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _check_syntax(text: str, block: CodeBlock, node_id: str, what: str, indent: int) -> None:
+    # Compile as the body of an async function: that is what it becomes, so
+    # `return` and `await` are fine and `yield`-like misuse is caught here.
+    wrapped = "async def _kflow_node():\n" + textwrap.indent(text or "pass", " ", lambda _: True)
+    try:
+        compile(wrapped, block.origin.file if block.origin else "<code>", "exec",
+                dont_inherit=True)
+    except SyntaxError as exc:
+        line = (exc.lineno or 2) - 1
+        col = max((exc.offset or 2) - 2, 0)
+        raise error(
+            "KF001", f"node {node_id!r}: syntax error in {what}: {exc.msg}",
+            _code_location(block, max(line, 1), col, indent),
+            "fix the code string; it runs as the body of an async function",
+        ) from None
+
+
+def statement_lines(tree: ast.AST) -> list[int]:
+    """Line of every statement under `tree`, in `ast.walk` order (black keeps the AST)."""
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree]
+
+
+def _statement_user_lines(body: str, block: CodeBlock) -> list[int]:
+    origin = block.origin
+    lines = statement_lines(_parse_top(body))
+    if origin is None:
+        return [0] * len(lines)
+    if not block.exact:
+        return [origin.line] * len(lines)
+    last = origin.line + body.count("\n")
+    return [min(origin.line + ln - 1, last) for ln in lines]
+
+
+def resolve_exception(name: str, node: Node) -> str:
+    """Check a retry exception name resolves; return the module to import ('' for builtins)."""
+    if "." not in name:
+        obj = getattr(builtins, name, None)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            return ""
+        raise error(
+            "KF005", f"node {node.id!r}: retry exception {name!r} is not a builtin exception",
+            node.location, "use a builtin name like 'TimeoutError' or a dotted name like "
+            "'aiohttp.ClientError'",
+        )
+    module_name, _, attr = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        obj = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise error(
+            "KF005", f"node {node.id!r}: retry exception {name!r} cannot be resolved ({exc})",
+            node.location, "check the spelling, and that the module is installed",
+        ) from None
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise error("KF005", f"node {node.id!r}: {name!r} is not an exception class",
+                    node.location, "retry_exceptions takes exception classes")
+    return module_name
+
+
+def analyse(workflow: Workflow) -> WorkflowAnalysis:
+    connected: dict[str, dict[str, None]] = {node.id: {} for node in workflow.nodes}
+    for conn in workflow.connections:
+        connected[conn.target][conn.input] = None
+    resource_names = {r.name for r in workflow.resources}
+    imports: set[str] = set()
+    exceptions: dict[str, str] = {}
+    warnings: list[Diagnostic] = []
+    nodes: dict[str, NodeAnalysis] = {}
+    errors: list[Diagnostic] = []
+
+    for node in workflow.nodes:
+        try:
+            nodes[node.id] = _analyse_node(
+                node, tuple(connected[node.id]), resource_names, imports, warnings
+            )
+            if node.options.retry:
+                for name in node.options.retry.retry_exceptions:
+                    exceptions[name] = resolve_exception(name, node)
+        except CompileError as exc:
+            errors.extend(exc.diagnostics)
+    if errors:
+        raise CompileError(errors)
+    return WorkflowAnalysis(
+        workflow, nodes, tuple(sorted(imports)), exceptions, tuple(warnings)
+    )
+
+
+def _analyse_node(
+    node: Node,
+    connected: tuple[str, ...],
+    resource_names: set[str],
+    imports: set[str],
+    warnings: list[Diagnostic],
+) -> NodeAnalysis:
+    code = None
+    handler = None
+    resources = list(node.options.required_resources)
+    inputs: list[str] = []
+    optional: list[OptionalInput] = []
+    if node.code is not None:
+        code = analyse_code(node.code, node.id)
+        if not code.assigns_result:
+            warnings.append(Diagnostic(
+                "KF102", f"node {node.id!r} never sets `result`; its output will be None",
+                node.location, "assign the node's output to `result`", severity="warning",
+            ))
+        optional.extend(code.optional)
+        for name in code.free_names:
+            if name in connected:
+                continue
+            if name in resource_names:
+                if name not in resources:
+                    resources.append(name)
+            elif name in AUTO_IMPORTS:
+                imports.add(name)
+            else:
+                inputs.append(name)
+    handler_spec = node.options.error_handler
+    if handler_spec is not None and handler_spec.code is not None:
+        handler = analyse_code(handler_spec.code, node.id, what="error handler code",
+                               provided=("error",))
+        for name in handler.free_names:
+            if name in AUTO_IMPORTS:
+                imports.add(name)
+    if code is not None:
+        # A connection the code never reads still orders the nodes, but passes nothing.
+        read = set(code.free_names) | {o.name for o in code.optional}
+        connected = tuple(c for c in connected if c in read)
+    return NodeAnalysis(
+        node=node,
+        code=code,
+        connected=connected,
+        resources=tuple(resources),
+        workflow_inputs=tuple(inputs),
+        optional=tuple(optional),
+        handler=handler,
+    )

@@ -1,0 +1,58 @@
+"""The library API behind `kflowc`: IR in, module source out.
+
+`compile_workflow` is the whole pipeline: analyse (LibCST) -> generate (Jinja)
+-> format (black) -> source map. The CLI and `AsyncLocalRuntime` are thin
+layers over it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from compiler.analyze import analyse
+from compiler.codegen import ModuleBuilder
+from compiler.errors import Diagnostic
+from compiler.format import format_source, with_source_map
+from compiler.ir import SecretRef, Workflow
+from compiler.templating import render
+
+
+@dataclass(frozen=True)
+class CompiledModule:
+    source: str
+    warnings: tuple[Diagnostic, ...]
+    env_vars: tuple[str, ...]  # secrets the module reads from the environment
+    workflow_inputs: tuple[str, ...]
+
+
+def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> CompiledModule:
+    """Compile a built workflow into the source of one plain-asyncio module.
+
+    The output depends only on the IR and the *name* of the source file, never
+    on paths or time, so the same workflow gives the same bytes anywhere.
+    """
+    source_file = os.path.basename(source_file or workflow.source_file or "workflow.py")
+    analysis = analyse(workflow)
+    context = ModuleBuilder(analysis, source_file).build()
+    formatted = format_source(render("module.py.j2", module=context))
+    code_by_function = {fn.name: fn.code for fn in context.functions if fn.code is not None}
+    source = with_source_map(formatted, source_file, code_by_function)
+    inputs = sorted({n for a in analysis.nodes.values() for n in a.workflow_inputs})
+    return CompiledModule(source, analysis.warnings, _secret_vars(workflow), tuple(inputs))
+
+
+def _secret_vars(workflow: Workflow) -> tuple[str, ...]:
+    found: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretRef):
+            found.add(value.env)
+        elif isinstance(value, dict | tuple) or hasattr(value, "items"):
+            items = value.values() if hasattr(value, "values") else value
+            for item in items:
+                walk(item)
+
+    for resource in workflow.resources:
+        walk(resource.settings)
+    return tuple(sorted(found))

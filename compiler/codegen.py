@@ -1,0 +1,286 @@
+"""Generate the module: analysed IR -> template context -> Jinja -> source.
+
+Python here decides *what* to emit (which functions, which options, which
+imports); the templates in `templates/` decide how it reads. Every identifier
+the module defines comes from `Names`, so no node id can clash with another or
+with a name the module needs; every value from the workflow reaches the source
+through `repr`, so no id or string can inject code.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import libcst as cst
+
+from compiler import graph
+from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis
+from compiler.errors import error
+from compiler.ir import Node
+from compiler.pysource import py, py_value
+
+# Names the module itself defines or imports at top level; node functions never take them.
+RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
+                      "NODES", "Run", "SourceMap", "MISSING"})
+
+
+class Names:
+    """Hands out module-level identifiers: readable, unique, never a keyword."""
+
+    def __init__(self, taken: Iterable[str] = ()) -> None:
+        self._taken = set(taken) | RESERVED
+
+    def allocate(self, prefix: str, hint: str) -> str:
+        base = re.sub(r"\W+", "_", hint, flags=re.ASCII).strip("_").lower() or "node"
+        candidate = f"{prefix}_{base}"
+        if keyword.iskeyword(candidate) or not candidate.isidentifier():
+            candidate = f"{prefix}_{len(self._taken)}"
+        name, n = candidate, 2
+        while name in self._taken:
+            name, n = f"{candidate}_{n}", n + 1
+        self._taken.add(name)
+        return name
+
+
+@dataclass
+class Param:
+    name: str
+    default: str | None = None
+
+
+@dataclass
+class NodeFunction:
+    node_id: str
+    name: str
+    kind: str
+    location: str | None
+    description: str | None
+    params: list[Param]
+    body: str
+    code: CodeAnalysis | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NodeCall:
+    node_id: str
+    function: str
+    args: list[tuple[str, str]]  # keyword, source
+
+
+@dataclass
+class ChainContext:
+    name: str | None
+    waits_for: tuple[str, ...]
+    calls: list[NodeCall]
+
+
+@dataclass
+class ModuleContext:
+    workflow: str
+    source_file: str
+    description: str | None
+    imports: list[str]
+    runtime_imports: list[str]
+    functions: list[NodeFunction]
+    chains: list[ChainContext]
+    required_inputs: dict[str, tuple[str, ...]]
+    node_ids: tuple[str, ...]
+    resources: list[tuple[str, str]] = field(default_factory=list)  # (name, constructor source)
+
+    @property
+    def single_chain(self) -> bool:
+        return len(self.chains) == 1
+
+
+def function_body(code: CodeAnalysis) -> str:
+    """The code's statements as an indented function body, strings left untouched.
+
+    LibCST re-indents statements but not the inside of multi-line string
+    literals, which must keep their exact content.
+    """
+    module = cst.parse_module(code.body)
+    body = list(module.body) or [cst.SimpleStatementLine([cst.Pass()])]
+    # Keep the code's leading comments, not the blank lines a triple-quoted string opens with.
+    header = [line for line in module.header if line.comment is not None]
+    body[0] = body[0].with_changes(leading_lines=[*header, *body[0].leading_lines])
+    fn = cst.FunctionDef(
+        name=cst.Name("_"),
+        params=cst.Parameters(),
+        body=cst.IndentedBlock(body=body, footer=module.footer),
+    )
+    text = cst.Module(body=[fn]).code
+    return text.split("\n", 1)[1].rstrip("\n")
+
+
+def _params(analysis: NodeAnalysis) -> list[Param]:
+    params = [Param(name) for name in analysis.connected if name not in _optional_names(analysis)]
+    params += [Param(name) for name in analysis.workflow_inputs]
+    params += [Param(o.name, o.default if o.in_signature else "MISSING")
+               for o in analysis.optional]
+    params += [Param(name) for name in analysis.resources]
+    return params
+
+
+def _optional_names(analysis: NodeAnalysis) -> set[str]:
+    return {o.name for o in analysis.optional}
+
+
+def _location(node: Node, source_file: str) -> str | None:
+    if node.location is None:
+        return None
+    return f"{source_file}:{node.location.line}"
+
+
+class ModuleBuilder:
+    def __init__(self, analysis: WorkflowAnalysis, source_file: str) -> None:
+        self.analysis = analysis
+        self.workflow = analysis.workflow
+        self.source_file = source_file
+        self.names = Names(analysis.imports)
+        self.runtime_imports: set[str] = {"Run", "main"}
+        self.imports: set[str] = set(analysis.imports)
+        self.functions: dict[str, NodeFunction] = {}
+        self.handlers: dict[str, NodeFunction] = {}
+
+    def build(self) -> ModuleContext:
+        for node in self.workflow.nodes:
+            self.functions[node.id] = self.node_function(self.analysis.nodes[node.id])
+        chains = [
+            ChainContext(
+                name=None,
+                waits_for=chain.waits_for,
+                calls=[self.node_call(node_id) for node_id in chain.nodes],
+            )
+            for chain in graph.chains(self.workflow)
+        ]
+        if len(chains) > 1:
+            self.imports.add("asyncio")
+            for chain in chains:
+                chain.name = self.names.allocate("chain", chain.calls[0].node_id)
+        required: dict[str, list[str]] = {}
+        for node in self.workflow.nodes:
+            for name in self.analysis.nodes[node.id].workflow_inputs:
+                required.setdefault(name, []).append(node.id)
+        if any(f.code is not None for f in self.functions.values()):
+            self.runtime_imports.update({"SourceMap"})
+        if any(p.default == "MISSING" for f in self.functions.values() for p in f.params):
+            self.runtime_imports.add("MISSING")
+        return ModuleContext(
+            workflow=self.workflow.name,
+            source_file=self.source_file,
+            description=self.workflow.description,
+            imports=sorted(self.imports),
+            runtime_imports=sorted(self.runtime_imports, key=lambda n: (n[0].islower(), n)),
+            functions=[
+                fn
+                for node_id, node_fn in self.functions.items()
+                for fn in (node_fn, self.handlers.get(node_id))
+                if fn is not None
+            ],
+            chains=chains,
+            required_inputs={k: tuple(v) for k, v in required.items()},
+            node_ids=tuple(n.id for n in self.workflow.nodes),
+        )
+
+    def node_function(self, analysis: NodeAnalysis) -> NodeFunction:
+        node = analysis.node
+        name = self.names.allocate("node", node.id)
+        if analysis.handler is not None:
+            self.handlers[node.id] = self.handler_function(analysis)
+        if node.kind == "code":
+            assert analysis.code is not None
+            return NodeFunction(node.id, name, node.kind, _location(node, self.source_file),
+                                node.options.description, _params(analysis),
+                                function_body(analysis.code), analysis.code)
+        raise error("KF099", f"node {node.id!r}: kind {node.kind!r} is not supported yet",
+                    node.location)
+
+    def handler_function(self, analysis: NodeAnalysis) -> NodeFunction:
+        """A custom error handler: its code runs with `error` and the node's inputs."""
+        assert analysis.handler is not None
+        node_params = {p.name for p in _params(analysis)}
+        inputs = [n for n in analysis.handler.free_names if n in node_params]
+        return NodeFunction(
+            analysis.node.id, self.names.allocate("on_error", analysis.node.id),
+            "error_handler", _location(analysis.node, self.source_file), None,
+            [Param("error"), *(Param(n) for n in inputs)],
+            function_body(analysis.handler), analysis.handler,
+        )
+
+    def node_call(self, node_id: str) -> NodeCall:
+        analysis = self.analysis.nodes[node_id]
+        node = analysis.node
+        preds = graph.predecessors(self.workflow)[node_id]
+        args: list[tuple[str, str]] = []
+        if preds:
+            args.append(("after", py(tuple(preds))))
+        wires = [
+            (c.input, c.source, c.path)
+            for c in self.workflow.connections
+            if c.target == node_id and c.input in _wired_names(analysis)
+        ]
+        if wires:
+            args.append(("wires", py(tuple(wires))))
+        inputs = [*analysis.workflow_inputs,
+                  *(o.name for o in analysis.optional if o.name not in analysis.connected)]
+        if inputs:
+            args.append(("inputs", py(tuple(inputs))))
+        if analysis.resources:
+            args.append(("resources", py(tuple(analysis.resources))))
+        options = node.options
+        if options.timeout is not None:
+            args.append(("timeout", py(options.timeout)))
+        if options.retry is not None:
+            args.append(("retry", self.retry_source(node)))
+        if options.error_handler is not None:
+            args.append(("on_error", self.handler_source(analysis)))
+        return NodeCall(node_id, self.functions[node_id].name, args)
+
+    def retry_source(self, node: Node) -> str:
+        spec = node.options.retry
+        assert spec is not None
+        self.runtime_imports.add("RetryPolicy")
+        classes = []
+        for name in spec.retry_exceptions:
+            module = self.analysis.retry_exceptions[name]
+            if module:
+                self.imports.add(module)
+            classes.append(name)
+        retry_on = "(" + ", ".join(classes) + ("," if len(classes) == 1 else "") + ")"
+        return (
+            f"RetryPolicy(max_attempts={spec.max_attempts}, initial_delay={spec.initial_delay!r}, "
+            f"backoff_factor={spec.backoff_factor!r}, max_delay={spec.max_delay!r}, "
+            f"retry_on={retry_on})"
+        )
+
+    def handler_source(self, analysis: NodeAnalysis) -> str:
+        spec = analysis.node.options.error_handler
+        assert spec is not None
+        if spec.kind == "fallback":
+            self.runtime_imports.add("Fallback")
+            try:
+                return f"Fallback({py_value(spec.fallback_value)})"
+            except TypeError as exc:
+                raise error("KF015", f"node {analysis.node.id!r}: fallback value: {exc}",
+                            analysis.node.location, "use JSON-like values") from None
+        if spec.kind == "ignore":
+            self.runtime_imports.add("Ignore")
+            return "Ignore()"
+        if spec.kind == "log":
+            self.runtime_imports.add("LogAndFail")
+            return "LogAndFail()"
+        handler = self.handlers[analysis.node.id]
+        self.runtime_imports.add("Custom")
+        inputs = tuple(p.name for p in handler.params if p.name != "error")
+        return f"Custom({handler.name}, inputs={py(inputs)})"
+
+
+def _wired_names(analysis: NodeAnalysis) -> set[str]:
+    return set(analysis.connected)
+
+

@@ -1,0 +1,144 @@
+"""The workflow as a graph: validation, order, and the chains codegen emits.
+
+A *chain* is a run of nodes that can only execute one after another (each has
+exactly one predecessor, which feeds nothing else first). A chain compiles to
+straight-line awaits; separate chains run as concurrent tasks that wait for the
+chains they depend on. A workflow that is one chain needs no task at all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from compiler.errors import error
+from compiler.ir import Connection, Workflow
+
+
+def predecessors(workflow: Workflow) -> dict[str, list[str]]:
+    preds: dict[str, list[str]] = {node.id: [] for node in workflow.nodes}
+    for conn in workflow.connections:
+        if conn.source not in preds[conn.target]:
+            preds[conn.target].append(conn.source)
+    return preds
+
+
+def successors(workflow: Workflow) -> dict[str, list[str]]:
+    succs: dict[str, list[str]] = {node.id: [] for node in workflow.nodes}
+    for conn in workflow.connections:
+        if conn.target not in succs[conn.source]:
+            succs[conn.source].append(conn.target)
+    return succs
+
+
+def validate(workflow: Workflow) -> None:
+    ids = {node.id for node in workflow.nodes}
+    for conn in workflow.connections:
+        for role, node_id in (("source", conn.source), ("target", conn.target)):
+            if node_id not in ids:
+                raise error(
+                    "KF003",
+                    f"connection {role} {node_id!r} is not a node of workflow {workflow.name!r}",
+                    conn.location,
+                    _did_you_mean(node_id, ids) or "add the node before building, or fix the id",
+                )
+        if conn.source == conn.target:
+            raise error("KF002", f"node {conn.source!r} is connected to itself", conn.location,
+                        "a workflow is a DAG: feed the value forward to another node")
+    resources = {r.name for r in workflow.resources}
+    for node in workflow.nodes:
+        for name in node.options.required_resources:
+            if name not in resources:
+                raise error(
+                    "KF006", f"node {node.id!r} requires unknown resource {name!r}",
+                    node.location,
+                    _did_you_mean(name, resources)
+                    or f"declare it first, e.g. builder.with_database({name!r}, ...)",
+                )
+    topological_order(workflow)
+
+
+def topological_order(workflow: Workflow) -> list[str]:
+    """Node ids in dependency order, ties kept in the order the user added them."""
+    preds = predecessors(workflow)
+    succs = successors(workflow)
+    remaining = {node_id: len(p) for node_id, p in preds.items()}
+    position = {node.id: i for i, node in enumerate(workflow.nodes)}
+    ready = [node.id for node in workflow.nodes if remaining[node.id] == 0]
+    order: list[str] = []
+    while ready:
+        ready.sort(key=position.__getitem__)
+        current = ready.pop(0)
+        order.append(current)
+        for nxt in succs[current]:
+            remaining[nxt] -= 1
+            if remaining[nxt] == 0:
+                ready.append(nxt)
+    if len(order) != len(workflow.nodes):
+        cycle = _find_cycle(workflow, {n for n, r in remaining.items() if r > 0})
+        conn = _connection(workflow, cycle[-2], cycle[-1])
+        raise error(
+            "KF002",
+            "connections form a cycle: " + " -> ".join(repr(n) for n in cycle),
+            conn.location if conn else None,
+            "a workflow is a DAG; remove one of these connections",
+        )
+    return order
+
+
+def _find_cycle(workflow: Workflow, stuck: set[str]) -> list[str]:
+    succs = successors(workflow)
+    start = next(node.id for node in workflow.nodes if node.id in stuck)
+    path, seen = [start], {start: 0}
+    while True:
+        nxt = next(s for s in succs[path[-1]] if s in stuck)
+        if nxt in seen:
+            return path[seen[nxt]:] + [nxt]
+        seen[nxt] = len(path)
+        path.append(nxt)
+
+
+def _connection(workflow: Workflow, source: str, target: str) -> Connection | None:
+    for conn in workflow.connections:
+        if conn.source == source and conn.target == target:
+            return conn
+    return None
+
+
+def _did_you_mean(name: str, options: set[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(options), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+@dataclass(frozen=True)
+class Chain:
+    nodes: tuple[str, ...]
+    waits_for: tuple[str, ...]  # nodes of other chains that must finish first
+
+
+def chains(workflow: Workflow) -> list[Chain]:
+    """Split the DAG into chains (see module docstring), in topological order."""
+    preds = predecessors(workflow)
+    succs = successors(workflow)
+    members: dict[int, list[str]] = defaultdict(list)
+    chain_of: dict[str, int] = {}
+    open_tail: set[str] = set()  # chain tails that may still be extended
+    for node_id in topological_order(workflow):
+        (pred,) = preds[node_id] if len(preds[node_id]) == 1 else (None,)
+        if pred is not None and pred in open_tail:
+            index = chain_of[pred]
+            open_tail.discard(pred)
+        else:
+            index = len(members)
+        members[index].append(node_id)
+        chain_of[node_id] = index
+        open_tail.add(node_id)
+        if not succs[node_id]:
+            open_tail.discard(node_id)
+    result = []
+    for index in sorted(members):
+        first = members[index][0]
+        result.append(Chain(tuple(members[index]), tuple(preds[first])))
+    return result

@@ -1,0 +1,152 @@
+"""Load a workflow file: execute it and take the workflow it builds.
+
+Files written for the guide's own imports (`from kailash.workflow import
+AsyncWorkflowBuilder`, `from kailash.runtime import AsyncLocalRuntime`) load
+unchanged: while the file runs, those module names resolve to kflow's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import runpy
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from compiler import locate
+from compiler.builder import AsyncWorkflowBuilder
+from compiler.errors import CompileError, error
+from compiler.ir import SourceLocation, Workflow
+
+CANDIDATES = ("workflow", "builder", "build_workflow")
+
+
+def _kailash_modules() -> dict[str, types.ModuleType]:
+    import compiler
+    from compiler.runtime import AsyncLocalRuntime
+
+    names: dict[str, Any] = {name: getattr(compiler, name) for name in compiler.__all__}
+    names.update(
+        AsyncLocalRuntime=AsyncLocalRuntime,
+        LocalRuntime=AsyncLocalRuntime,
+        WorkflowBuilder=AsyncWorkflowBuilder,
+    )
+    modules = {}
+    for dotted in ("kailash", "kailash.workflow", "kailash.workflow.builder", "kailash.runtime",
+                   "kailash.runtime.local", "kailash.runtime.async_local",
+                   "kailash.workflow.async_builder", "kailash.workflow.async_patterns",
+                   "kailash.resources"):
+        module = types.ModuleType(dotted)
+        module.__dict__.update(names)
+        module.__path__ = []  # a package, so submodules import
+        modules[dotted] = module
+    return modules
+
+
+@contextlib.contextmanager
+def kailash_aliases() -> Iterator[None]:
+    """Make `kailash.*` imports give kflow's API while a workflow file runs."""
+    modules = _kailash_modules()
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        yield
+    finally:
+        for name, previous in saved.items():
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+
+
+def load_workflow(path: str, name: str | None = None) -> Workflow:
+    """Execute `path` and return the workflow it defines (see CANDIDATES, or `name`)."""
+    if not os.path.isfile(path):
+        raise error("KF020", f"no workflow file at {path!r}", None,
+                    "pass the path of a Python file that builds a workflow")
+    locate.clear_cache()
+    directory = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, directory)
+    try:
+        with kailash_aliases():
+            namespace = _run_file(path)
+            return _pick(namespace, path, name)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(directory)
+
+
+def _run_file(path: str) -> dict[str, Any]:
+    try:
+        return runpy.run_path(path, run_name="__kflow_workflow__")
+    except CompileError:
+        raise
+    except SyntaxError as exc:
+        raise error(
+            "KF021", f"{path} is not valid Python: {exc.msg}",
+            SourceLocation(path, exc.lineno or 1, max((exc.offset or 1) - 1, 0)),
+            "fix the syntax; a workflow file runs as a normal Python module",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - the user's file failed; say where, not how kflow failed
+        raise error(
+            "KF022", f"{path} raised {type(exc).__name__}: {exc}", _user_frame(exc, path),
+            "the workflow file must run without errors; run `python "
+            f"{os.path.basename(path)}` to see the full traceback",
+        ) from None
+
+
+def _user_frame(exc: BaseException, path: str) -> SourceLocation | None:
+    target = os.path.abspath(path)
+    tb, found = exc.__traceback__, None
+    while tb is not None:
+        if os.path.abspath(tb.tb_frame.f_code.co_filename) == target:
+            found = SourceLocation(path, tb.tb_lineno, 0)
+        tb = tb.tb_next
+    return found
+
+
+def _pick(namespace: dict[str, Any], path: str, name: str | None) -> Workflow:
+    if name is not None:
+        if name not in namespace:
+            raise error("KF023", f"{path} defines no {name!r}", None,
+                        f"names it defines: {', '.join(sorted(_public(namespace)))}")
+        return _as_workflow(namespace[name], name, path)
+    for candidate in CANDIDATES:
+        if candidate in namespace:
+            return _as_workflow(namespace[candidate], candidate, path)
+    found = [k for k, v in namespace.items() if isinstance(v, Workflow | AsyncWorkflowBuilder)]
+    if len(found) == 1:
+        return _as_workflow(namespace[found[0]], found[0], path)
+    raise error(
+        "KF023", f"{path} defines no workflow", None,
+        "define `workflow = builder.build()`, a `builder`, a `build_workflow()` function, "
+        "or pass --name OBJ",
+    )
+
+
+def _as_workflow(obj: Any, name: str, path: str) -> Workflow:
+    if isinstance(obj, Workflow):
+        return obj
+    if isinstance(obj, AsyncWorkflowBuilder):
+        return obj.build()
+    if callable(obj):
+        built = _call(obj, name, path)
+        return _as_workflow(built, name, path)
+    raise error("KF023", f"{name!r} in {path} is a {type(obj).__name__}, not a workflow", None,
+                "point --name at a Workflow, an AsyncWorkflowBuilder or a function returning one")
+
+
+def _call(fn: Callable[[], Any], name: str, path: str) -> Any:
+    try:
+        return fn()
+    except CompileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise error("KF022", f"{name}() in {path} raised {type(exc).__name__}: {exc}",
+                    _user_frame(exc, path), "it must build the workflow without errors") from None
+
+
+def _public(namespace: dict[str, Any]) -> list[str]:
+    return [k for k in namespace if not k.startswith("_")]

@@ -1,0 +1,54 @@
+"""Write workflow values into generated source safely.
+
+Every id, name and string from a workflow reaches the module through one of
+these: `py` (a checked `repr`), `comment_text` or `docstring_text`. None of them
+can end a comment, a string or a docstring early, so nothing from a workflow
+can inject code.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any
+
+from compiler.ir import SecretRef, thaw
+
+
+def py(value: Any) -> str:
+    """Python source for a value the compiler built (tuples stay tuples)."""
+    if isinstance(value, SecretRef):
+        return f"Secret({value.env!r})"
+    if isinstance(value, Mapping):
+        value = {k: v for k, v in value.items()}
+    return _checked_repr(value)
+
+
+def py_value(value: Any) -> str:
+    """Python source for a user's JSON-like value from the IR (lists come back as lists)."""
+    return _checked_repr(thaw(value))
+
+
+def _checked_repr(value: Any) -> str:
+    source = repr(value)
+    try:
+        same = ast.literal_eval(source) == value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        same = False
+    if not same:
+        raise TypeError(f"{value!r} cannot be written into a module (use JSON-like values)")
+    return source
+
+
+def one_line(text: Any) -> str:
+    return " ".join(str(text).splitlines())
+
+
+def comment_text(text: Any) -> str:
+    """Text for a `#` comment: one line, so it cannot spill into code."""
+    return one_line(text)
+
+
+def docstring_text(text: Any) -> str:
+    """Text for inside a triple-quoted docstring: no way to close it early."""
+    return one_line(text).replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,102 @@
+"""LibCST transformers that turn a node's code string into a function body.
+
+One transformer per concern, each tested before/after in tests/test_transforms.py.
+None of them adds or removes lines in the user's code, so a statement keeps the
+line it had in workflow.py; only `ReturnResult` appends one statement at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+MISSING_NAME = "MISSING"
+
+# Defaults that are safe to put in a function signature: evaluated once and immutable.
+_IMMUTABLE_DEFAULTS = (
+    cst.Integer,
+    cst.Float,
+    cst.Imaginary,
+    cst.SimpleString,
+    cst.ConcatenatedString,
+)
+
+
+@dataclass(frozen=True)
+class OptionalInput:
+    name: str
+    default: str  # source of the default expression
+    in_signature: bool  # False: the body falls back to the default where it reads the name
+
+
+def _is_immutable(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, _IMMUTABLE_DEFAULTS):
+        return True
+    if isinstance(expr, cst.Name):
+        return expr.value in ("None", "True", "False")
+    if isinstance(expr, cst.UnaryOperation):
+        return _is_immutable(expr.expression)
+    if isinstance(expr, cst.Tuple):
+        return all(_is_immutable(el.value) for el in expr.elements)
+    return False
+
+
+_NAMESPACE_GET = m.Call(
+    func=m.Attribute(
+        value=m.Call(func=m.Name("globals") | m.Name("locals"), args=[]),
+        attr=m.Name("get"),
+    )
+)
+
+
+class OptionalInputs(cst.CSTTransformer):
+    """`globals().get("x", d)` / `locals().get("x", d)` -> the optional input `x`.
+
+    The guide reads optional connected values this way. Compiled code has no
+    namespace to look in, so the call becomes the name itself, with `d` as the
+    parameter's default; a mutable default (`[]`, `{}`) is not shared between
+    runs: the parameter defaults to MISSING and the read falls back to `d`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[str, OptionalInput] = {}
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not m.matches(updated, _NAMESPACE_GET) or not 1 <= len(updated.args) <= 2:
+            return updated
+        key = updated.args[0].value
+        if not isinstance(key, cst.SimpleString) or updated.args[0].keyword is not None:
+            return updated
+        name = key.evaluated_value
+        if not isinstance(name, str) or not name.isidentifier():
+            return updated
+        default = updated.args[1].value if len(updated.args) == 2 else cst.Name("None")
+        in_signature = _is_immutable(default)
+        self.found.setdefault(
+            name, OptionalInput(name, cst.Module([]).code_for_node(default), in_signature)
+        )
+        if in_signature and self.found[name].in_signature:
+            return cst.Name(name)
+        return cst.IfExp(
+            test=cst.Comparison(
+                left=cst.Name(name),
+                comparisons=[
+                    cst.ComparisonTarget(cst.IsNot(), cst.Name(MISSING_NAME)),
+                ],
+            ),
+            body=cst.Name(name),
+            orelse=default,
+            lpar=[cst.LeftParen()],
+            rpar=[cst.RightParen()],
+        )
+
+
+class ReturnResult(cst.CSTTransformer):
+    """Append `return result` so the node's output is the value of `result`."""
+
+    def leave_Module(self, original: cst.Module, updated: cst.Module) -> cst.Module:
+        ret = cst.SimpleStatementLine([cst.Return(cst.Name("result"))])
+        return updated.with_changes(body=[*updated.body, ret])

@@ -1,0 +1,66 @@
+"""The command line of a generated module: `python out.py --inputs '{...}'`.
+
+Prints the run's envelope as JSON. Exit code 0 on success, 1 on a failed run,
+2 on bad input (unreadable JSON, or required inputs missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from runtime_lib.envelope import to_json
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--inputs", help="workflow inputs as a JSON object")
+    source.add_argument("--inputs-file", help="read workflow inputs from a JSON file")
+    return parser.parse_args(argv)
+
+
+def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.inputs_file:
+        with open(args.inputs_file, encoding="utf-8") as handle:
+            text = handle.read()
+        origin = args.inputs_file
+    else:
+        text = args.inputs or "{}"
+        origin = "--inputs"
+    try:
+        inputs = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{origin}: not valid JSON: {exc}") from None
+    if not isinstance(inputs, dict):
+        raise ValueError(f"{origin}: inputs must be a JSON object, not {type(inputs).__name__}")
+    return inputs
+
+
+def is_input_failure(envelope: dict[str, Any]) -> bool:
+    return any(str(msg).startswith("InputError:") for msg in envelope["errors"].values())
+
+
+def main(
+    run: Callable[..., Awaitable[dict[str, Any]]],
+    argv: Sequence[str] | None = None,
+    *,
+    description: str = "Run this kflow workflow and print its envelope as JSON.",
+) -> int:
+    args = _parse(argv, description)
+    try:
+        inputs = read_inputs(args)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    envelope = asyncio.run(run(inputs))
+    print(to_json(envelope))
+    if envelope["status"] == "success":
+        return EXIT_OK
+    return EXIT_BAD_INPUT if is_input_failure(envelope) else EXIT_FAILED
