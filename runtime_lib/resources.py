@@ -1,0 +1,862 @@
+"""Resources of a run: declared specs, environment overrides, secrets, lazy open and close.
+
+A generated module declares its resources as specs (``Database``, ``HttpClient``, ``Cache``,
+``Custom``) and hands them to ``Resources``, which opens each one on first use and closes
+what it opened when the run ends. The drivers (asyncpg, aiohttp, redis) are imported inside
+``open()`` only, so a module that uses no resource never pays for importing them.
+
+The rules users rely on (env naming, coercion, secrets, lifecycle, injection) are written
+down in docs/resources.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import inspect
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+__all__ = [
+    "Cache",
+    "Custom",
+    "Database",
+    "HttpClient",
+    "HttpSession",
+    "ResourceError",
+    "ResourceRegistry",
+    "ResourceSpec",
+    "Resources",
+    "Secret",
+    "env_name",
+]
+
+logger = logging.getLogger(__name__)
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+# --------------------------------------------------------------------------- names, secrets
+
+
+def env_name(resource: str, setting: str, key: str | None = None) -> str:
+    """The environment variable that overrides ``setting`` (or one ``key`` of a dict setting).
+
+    ``KFLOW_<RESOURCE>_<SETTING>[_<KEY>]``, upper-case, every run of non-alphanumerics
+    becomes one ``_`` (a trailing one is dropped).
+    """
+    raw = f"KFLOW_{resource}_{setting}" if key is None else f"KFLOW_{resource}_{setting}_{key}"
+    return _NON_ALNUM.sub("_", raw).rstrip("_").upper()
+
+
+class Secret:
+    """A setting read from the environment variable ``env`` when the resource opens.
+
+    It holds the variable's name only, so writing it into generated source leaks nothing.
+    """
+
+    __slots__ = ("env",)
+
+    def __init__(self, env: str) -> None:
+        if not isinstance(env, str) or not env:
+            raise TypeError(f"Secret needs an environment variable name, got {env!r}")
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"Secret({self.env!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other.env == self.env
+
+    def __hash__(self) -> int:
+        return hash((Secret, self.env))
+
+    def resolve(self, environ: Mapping[str, str], resource: str, setting: str) -> str:
+        try:
+            return environ[self.env]
+        except KeyError:
+            raise ResourceError(
+                f"resource {resource!r}: setting {setting!r} is a secret read from the "
+                f"environment variable {self.env}, which is not set",
+                resource=resource,
+            ) from None
+
+
+class ResourceError(Exception):
+    """A resource could not be resolved, opened or found.
+
+    ``resource`` is the resource's name, ``where`` what it points at (``describe()``), and
+    the original exception, if any, is the ``__cause__``.
+    """
+
+    def __init__(
+        self, message: str, *, resource: str | None = None, where: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.resource = resource
+        self.where = where
+
+
+def _mask_url(url: str) -> str:
+    """``url`` without the password of its user-info part, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, Any, str]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        port = default_port
+    return parts.hostname or "localhost", port, parts.path.lstrip("/")
+
+
+# --------------------------------------------------------------------------- coercion
+
+
+def _coerce(text: str, like: Any, hint: type | None, var: str, resource: str) -> Any:
+    """Turn the environment string ``text`` into the type of ``like`` (or ``hint``)."""
+
+    def bad(what: str) -> ResourceError:
+        return ResourceError(
+            f"resource {resource!r}: environment variable {var}={text!r} is not {what}",
+            resource=resource,
+        )
+
+    target: type = type(like) if like is not None and not isinstance(like, Secret) else str
+    if like is None and hint is not None:
+        target = hint
+    if target is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise bad("a boolean (true/false/1/0/yes/no/on/off)")
+    if target is int:
+        try:
+            return int(text)
+        except ValueError:
+            # A declared `timeout=30` is still a float setting: accept "2.5" for it.
+            if hint is float:
+                try:
+                    return float(text)
+                except ValueError:
+                    pass
+            raise bad("an integer") from None
+    if target is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise bad("a number") from None
+    if target in (dict, list, tuple):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            # The text may hold credentials (headers): name the position, not the content.
+            raise ResourceError(
+                f"resource {resource!r}: environment variable {var} is not valid JSON "
+                f"({exc.msg} at position {exc.pos})",
+                resource=resource,
+            ) from None
+        want = dict if target is dict else list
+        if not isinstance(value, want):
+            raise ResourceError(
+                f"resource {resource!r}: environment variable {var} must hold a JSON "
+                f"{'object' if want is dict else 'array'}",
+                resource=resource,
+            )
+        return tuple(value) if target is tuple else value
+    return text
+
+
+def _overridable(value: Any) -> bool:
+    return value is None or isinstance(
+        value, str | int | float | bool | dict | list | tuple | Secret
+    )
+
+
+def _resolve_secrets(value: Any, environ: Mapping[str, str], resource: str, setting: str) -> Any:
+    if isinstance(value, Secret):
+        return value.resolve(environ, resource, setting)
+    if isinstance(value, Mapping):
+        return {k: _resolve_secrets(v, environ, resource, setting) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        items = [_resolve_secrets(v, environ, resource, setting) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a sync or async callable and return its (awaited) result."""
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+# --------------------------------------------------------------------------- specs
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceSpec:
+    """A declared resource: its name and settings as the workflow wrote them.
+
+    Subclasses set ``kind``, ``setting_types`` (so an override of an undeclared setting,
+    e.g. ``KFLOW_DB_PORT``, still gets the right type) and implement ``describe``, ``open``
+    and ``close``.
+    """
+
+    name: str
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    kind: ClassVar[str] = "resource"
+    setting_types: ClassVar[Mapping[str, type]] = {}
+    #: what failed when open() raised, for the error message
+    open_failure: ClassVar[str] = "could not connect"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"resource name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.settings, Mapping):
+            raise TypeError(
+                f"resource {self.name!r}: settings must be a mapping, got {type(self.settings).__name__}"
+            )
+
+    def resolved_settings(self, environ: Mapping[str, str]) -> dict[str, Any]:
+        """Declared settings with ``KFLOW_<NAME>_<SETTING>`` overrides applied, secrets resolved.
+
+        Raises ResourceError for a malformed override or a Secret whose variable is unset.
+        """
+        out: dict[str, Any] = dict(self.settings)
+        names = list(out)
+        names += [s for s in self.setting_types if s not in out]
+        for setting in names:
+            declared = out.get(setting)
+            if not _overridable(declared):
+                continue  # callables and objects (factory, ssl contexts) have no text form
+            hint = self.setting_types.get(setting)
+            var = env_name(self.name, setting)
+            if var in environ:
+                out[setting] = _coerce(environ[var], declared, hint, var, self.name)
+            value = out.get(setting)
+            if isinstance(value, dict):
+                value = dict(value)
+                for key in list(value):
+                    if not isinstance(key, str):
+                        continue
+                    key_var = env_name(self.name, setting, key)
+                    if key_var in environ:
+                        current = value[key]
+                        like = current if _overridable(current) else None
+                        value[key] = _coerce(environ[key_var], like, None, key_var, self.name)
+                out[setting] = value
+        return {k: _resolve_secrets(v, environ, self.name, k) for k, v in out.items()}
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        return self.kind
+
+    async def open(self, settings: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def close(self, obj: Any) -> None:
+        raise NotImplementedError
+
+
+def _kwargs(settings: Mapping[str, Any], *drop: str) -> dict[str, Any]:
+    # A None setting means "the driver's default", so it is not passed at all.
+    return {k: v for k, v in settings.items() if v is not None and k not in drop}
+
+
+# How long closing a pool may wait for connections that node code still holds.
+_POOL_CLOSE_TIMEOUT = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Database(ResourceSpec):
+    """An asyncpg connection pool (``asyncpg.create_pool``)."""
+
+    kind: ClassVar[str] = "database"
+    setting_types: ClassVar[Mapping[str, type]] = {
+        "host": str,
+        "port": int,
+        "database": str,
+        "user": str,
+        "password": str,
+        "dsn": str,
+        "min_size": int,
+        "max_size": int,
+        "command_timeout": float,
+        "timeout": float,
+        "max_queries": int,
+        "max_inactive_connection_lifetime": float,
+        "statement_cache_size": int,
+        "server_settings": dict,
+    }
+
+    @staticmethod
+    def _with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(settings)
+        if out.get("dsn") is None:
+            # With a DSN, explicit host/port would override the DSN's, so no defaults then.
+            out.setdefault("host", "localhost")
+            out.setdefault("port", 5432)
+        return out
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        s = self._with_defaults(settings)
+        host, port, database = s.get("host"), s.get("port"), s.get("database")
+        if s.get("dsn") is not None:
+            dsn_host, dsn_port, dsn_db = _host_port(str(s["dsn"]), 5432)
+            host, port, database = host or dsn_host, port or dsn_port, database or dsn_db
+        where = f"postgresql {host}:{port}"
+        return f"{where}/{database}" if database else where
+
+    async def open(self, settings: dict[str, Any]) -> Any:
+        import asyncpg
+
+        kwargs = _kwargs(self._with_defaults(settings))
+        if "server_settings" in kwargs:
+            # PostgreSQL takes every run-time parameter as text.
+            kwargs["server_settings"] = {k: str(v) for k, v in kwargs["server_settings"].items()}
+        if "max_size" in kwargs and "min_size" not in kwargs:
+            # asyncpg's min_size default (10) would exceed a smaller max_size.
+            kwargs["min_size"] = min(10, kwargs["max_size"])
+        pool = asyncpg.create_pool(**kwargs)
+        try:
+            return await pool
+        except BaseException:
+            # Older asyncpg leaves already-made connections open when init fails.
+            pool.terminate()
+            raise
+
+    async def close(self, obj: Any) -> None:
+        try:
+            await asyncio.wait_for(obj.close(), _POOL_CLOSE_TIMEOUT)
+        except TimeoutError:
+            logger.warning(
+                "resource %r: connections still in use after %.0f s; terminating the pool",
+                self.name,
+                _POOL_CLOSE_TIMEOUT,
+            )
+            obj.terminate()
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpClient(ResourceSpec):
+    """An aiohttp session behind ``HttpSession``, which resolves paths against ``base_url``."""
+
+    kind: ClassVar[str] = "http"
+    setting_types: ClassVar[Mapping[str, type]] = {
+        "base_url": str,
+        "headers": dict,
+        "timeout": float,
+        "connection_limit": int,
+    }
+    open_failure: ClassVar[str] = "could not create the session"
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        base = settings.get("base_url")
+        return f"http {_mask_url(str(base))}" if base else "http (no base_url)"
+
+    async def open(self, settings: dict[str, Any]) -> HttpSession:
+        import aiohttp
+
+        kwargs = _kwargs(settings, "base_url", "headers", "timeout", "connection_limit")
+        timeout = settings.get("timeout")
+        if timeout is not None:
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=float(timeout))
+        limit = settings.get("connection_limit")
+        if limit is not None:
+            if "connector" in kwargs:
+                raise ValueError("give either connection_limit or connector, not both")
+            kwargs["connector"] = aiohttp.TCPConnector(limit=int(limit))
+        headers = settings.get("headers")
+        if headers:
+            kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
+        try:
+            session = aiohttp.ClientSession(**kwargs)
+        except BaseException:
+            if "connector" in kwargs and limit is not None:
+                await kwargs["connector"].close()  # ours, and would warn "Unclosed connector"
+            raise
+        return HttpSession(session, settings.get("base_url"), name=self.name, timeout=timeout)
+
+    async def close(self, obj: Any) -> None:
+        await obj.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class Cache(ResourceSpec):
+    """A ``redis.asyncio.Redis`` client (``decode_responses=True`` unless declared)."""
+
+    kind: ClassVar[str] = "cache"
+    setting_types: ClassVar[Mapping[str, type]] = {
+        "host": str,
+        "port": int,
+        "db": int,
+        "password": str,
+        "username": str,
+        "url": str,
+        "decode_responses": bool,
+        "socket_timeout": float,
+        "socket_connect_timeout": float,
+        "max_connections": int,
+        "ssl": bool,
+    }
+
+    @staticmethod
+    def _with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(settings)
+        out.setdefault("decode_responses", True)
+        if out.get("url") is None:
+            out.setdefault("host", "localhost")
+            out.setdefault("port", 6379)
+            out.setdefault("db", 0)
+        return out
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        s = self._with_defaults(settings)
+        if s.get("url") is not None:
+            host, port, path = _host_port(str(s["url"]), 6379)
+            return f"redis {host}:{port}/{path or s.get('db', 0)}"
+        return f"redis {s['host']}:{s['port']}/{s['db']}"
+
+    async def open(self, settings: dict[str, Any]) -> Any:
+        import redis.asyncio as aioredis
+
+        kwargs = _kwargs(self._with_defaults(settings))
+        url = kwargs.pop("url", None)
+        client = aioredis.Redis.from_url(url, **kwargs) if url else aioredis.Redis(**kwargs)
+        try:
+            # Redis connects on first command; ping so a bad address fails here, named.
+            await client.ping()
+        except BaseException:
+            await _close_redis(client)
+            raise
+        return client
+
+    async def close(self, obj: Any) -> None:
+        await _close_redis(obj)
+
+
+async def _close_redis(client: Any) -> None:
+    closer = getattr(client, "aclose", None) or client.close  # aclose() since redis 5.0.1
+    await closer()
+
+
+def _import_dotted(path: str) -> Any:
+    module, _, attr = path.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Custom(ResourceSpec):
+    """Anything else: ``factory`` builds it, ``cleanup`` (optional) closes it.
+
+    ``factory``, ``cleanup`` and ``health_check`` are callables (sync or async) or dotted
+    names (``"package.module:function"``). Every other setting is passed to ``factory`` as
+    a keyword argument. Without ``cleanup`` the object's own ``aclose()`` or ``close()``
+    is called, if it has one.
+    """
+
+    kind: ClassVar[str] = "custom"
+    open_failure: ClassVar[str] = "could not create"
+    _HOOKS: ClassVar[tuple[str, ...]] = ("factory", "cleanup", "health_check")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for hook in self._HOOKS:
+            fn = self.settings.get(hook)
+            if hook == "factory" and fn is None:
+                raise TypeError(f"resource {self.name!r}: a custom resource needs a factory")
+            if fn is not None and not (callable(fn) or isinstance(fn, str)):
+                raise TypeError(
+                    f"resource {self.name!r}: {hook} must be a callable or a dotted name, "
+                    f"got {type(fn).__name__}"
+                )
+
+    def _hook(self, name: str) -> Callable[..., Any] | None:
+        fn = self.settings.get(name)
+        return _import_dotted(fn) if isinstance(fn, str) else fn
+
+    def describe(self, settings: Mapping[str, Any]) -> str:
+        fn = settings.get("factory")
+        label = fn if isinstance(fn, str) else getattr(fn, "__qualname__", repr(fn))
+        return f"custom {label}"
+
+    async def open(self, settings: dict[str, Any]) -> Any:
+        factory = self._hook("factory")
+        assert factory is not None  # checked in __post_init__
+        obj = await _call(factory, **_kwargs(settings, *self._HOOKS))
+        check = self._hook("health_check")
+        if check is not None:
+            try:
+                healthy = await _call(check, obj)
+                if healthy is False:
+                    raise RuntimeError("health_check returned False")
+            except BaseException:
+                await self.close(obj)
+                raise
+        return obj
+
+    async def close(self, obj: Any) -> None:
+        cleanup = self._hook("cleanup")
+        if cleanup is not None:
+            await _call(cleanup, obj)
+            return
+        closer = getattr(obj, "aclose", None) or getattr(obj, "close", None)
+        if callable(closer):
+            await _call(closer)
+
+
+# --------------------------------------------------------------------------- HTTP session
+
+
+class HttpSession:
+    """An aiohttp ``ClientSession`` that resolves relative URLs against ``base_url``.
+
+    aiohttp's own ``base_url`` drops a base path unless the base ends in ``/`` and the
+    path does not start with one; here ``"https://h/v1"`` + ``"/users"`` is
+    ``"https://h/v1/users"``, as node code written for the guide expects. Absolute URLs
+    pass through. Everything else is the session's own (``api.session``, or attribute
+    access falls through to it).
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        base_url: str | None = None,
+        *,
+        name: str = "http",
+        timeout: float | None = None,
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.name = name
+        self._timeout = timeout
+
+    def url_for(self, url: Any) -> Any:
+        text = str(url)
+        if self.base_url is None or "://" in text:
+            return url
+        if not text or text == "/":
+            return self.base_url
+        if text.startswith(("?", "#")):
+            return self.base_url + text
+        return f"{self.base_url}/{text.lstrip('/')}"
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> _Request:
+        """``await api.request(...)`` gives the response; ``async with`` releases it."""
+        return _Request(self, method.upper(), self.url_for(url), kwargs)
+
+    def get(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("DELETE", url, **kwargs)
+
+    def head(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("HEAD", url, **kwargs)
+
+    def options(self, url: Any, **kwargs: Any) -> _Request:
+        return self.request("OPTIONS", url, **kwargs)
+
+    def ws_connect(self, url: Any, **kwargs: Any) -> Any:
+        return self.session.ws_connect(self.url_for(url), **kwargs)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.session.closed)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "session":  # not set yet (copy, pickle): don't recurse
+            raise AttributeError(attr)
+        return getattr(self.session, attr)
+
+    def __repr__(self) -> str:
+        return f"<HttpSession {self.name!r} base_url={self.base_url!r}>"
+
+
+class _Request:
+    """One request, started only when awaited or entered (so an unused one leaks nothing)."""
+
+    __slots__ = ("_api", "_method", "_url", "_kwargs", "_cm")
+
+    def __init__(self, api: HttpSession, method: str, url: Any, kwargs: dict[str, Any]) -> None:
+        self._api = api
+        self._method = method
+        self._url = url
+        self._kwargs = kwargs
+        self._cm: Any = None
+
+    def _start(self) -> Any:
+        kwargs = self._kwargs
+        timeout = kwargs.get("timeout")
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool):
+            import aiohttp
+
+            # aiohttp wants a ClientTimeout; node code naturally writes timeout=5.
+            kwargs = {**kwargs, "timeout": aiohttp.ClientTimeout(total=float(timeout))}
+        return self._api.session.request(self._method, self._url, **kwargs)
+
+    def _timed_out(self, exc: BaseException) -> BaseException:
+        timeout = self._kwargs.get("timeout", self._api._timeout)
+        limit = f" within {timeout} s" if isinstance(timeout, int | float) else ""
+        message = (
+            f"{self._method} {self._url}: no response{limit} (timeout of http resource "
+            f"{self._api.name!r}; override with {env_name(self._api.name, 'timeout')})"
+        )
+        try:
+            # Keep the class (aiohttp.ServerTimeoutError is also a ClientError) for retries.
+            return type(exc)(message)
+        except Exception:
+            return TimeoutError(message)
+
+    async def _send(self) -> Any:
+        try:
+            return await self._start()
+        except TimeoutError as exc:
+            raise self._timed_out(exc) from exc
+
+    def __await__(self) -> Any:
+        return self._send().__await__()
+
+    async def __aenter__(self) -> Any:
+        self._cm = self._start()
+        try:
+            return await self._cm.__aenter__()
+        except TimeoutError as exc:
+            raise self._timed_out(exc) from exc
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._cm.__aexit__(*exc_info)
+
+
+# --------------------------------------------------------------------------- injection
+
+
+class ResourceRegistry:
+    """Instances and factories that stand in for declared resources (tests, mocks).
+
+    An instance is used as is and never closed by kflow. A factory is called once per run
+    that uses the name; its object is closed by ``cleanup`` (if given) when the run ends.
+    """
+
+    def __init__(self) -> None:
+        self._instances: dict[str, Any] = {}
+        self._factories: dict[str, tuple[Callable[[], Any], Callable[[Any], Any] | None]] = {}
+
+    def register_instance(self, name: str, instance: Any) -> None:
+        self._factories.pop(name, None)
+        self._instances[name] = instance
+
+    def register_factory(
+        self,
+        name: str,
+        factory: Callable[[], Any],
+        *,
+        cleanup: Callable[[Any], Any] | None = None,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError(f"factory for {name!r} must be callable")
+        self._instances.pop(name, None)
+        self._factories[name] = (factory, cleanup)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._instances or name in self._factories
+
+    def names(self) -> list[str]:
+        return sorted({*self._instances, *self._factories})
+
+    def instance(self, name: str) -> tuple[bool, Any]:
+        """``(True, obj)`` for a registered instance, else ``(False, None)``."""
+        if name in self._instances:
+            return True, self._instances[name]
+        return False, None
+
+    def factory(self, name: str) -> tuple[Callable[[], Any], Callable[[Any], Any] | None] | None:
+        return self._factories.get(name)
+
+
+_UNSET: Any = object()
+
+
+class Resources:
+    """The resources of one run (or of a long-lived process that owns and closes it).
+
+    ``get(name)`` looks in ``injected``, then ``registry``, then ``specs``; a spec or a
+    registry factory is opened on first use, once, and closed by ``aclose()``.
+    """
+
+    def __init__(
+        self,
+        specs: Mapping[str, ResourceSpec],
+        *,
+        injected: Mapping[str, Any] | None = None,
+        registry: ResourceRegistry | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._specs = dict(specs)
+        self._injected = dict(injected or {})
+        self._registry = registry
+        self._environ = environ
+        self._objects: dict[str, Any] = {}
+        # What this object opened, in order, with how to close it: closed in reverse.
+        self._opened: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        self._pending: dict[str, asyncio.Task[Any]] = {}
+        self._closed = False
+
+    @property
+    def opened(self) -> tuple[str, ...]:
+        """Names this object opened (and has not closed yet), in open order."""
+        return tuple(name for name, _, _ in self._opened)
+
+    def kind(self, name: str) -> str:
+        """The declared kind of ``name`` (``"database"``, ``"http"``, ...) or ``"unknown"``."""
+        spec = self._specs.get(name)
+        return spec.kind if spec is not None else "unknown"
+
+    async def get(self, name: str) -> Any:
+        obj = self._objects.get(name, _UNSET)
+        if obj is not _UNSET:
+            return obj
+        if name in self._injected:
+            return self._injected[name]
+        if self._registry is not None:
+            found, instance = self._registry.instance(name)
+            if found:
+                return instance
+        if self._closed:
+            raise ResourceError(
+                f"resource {name!r}: the resources of this run are already closed",
+                resource=name,
+            )
+        task = self._pending.get(name)
+        if task is None:
+            opener = self._opener(name)
+            # A task, not inline: if the first caller is cancelled (a node timeout), the
+            # others waiting for the same resource still get it.
+            task = asyncio.get_running_loop().create_task(opener(), name=f"kflow-open-{name}")
+            task.add_done_callback(lambda t, name=name: self._settled(name, t))
+            self._pending[name] = task
+        return await asyncio.shield(task)
+
+    def _settled(self, name: str, task: asyncio.Task[Any]) -> None:
+        if self._pending.get(name) is task:
+            # Failed or done: a later get() opens again (or finds the object).
+            del self._pending[name]
+        if not task.cancelled():
+            task.exception()  # retrieved even if every waiter was cancelled
+
+    def _opener(self, name: str) -> Callable[[], Any]:
+        factory = self._registry.factory(name) if self._registry is not None else None
+        if factory is not None:
+            make, cleanup = factory
+
+            async def open_factory() -> Any:
+                try:
+                    obj = await _call(make)
+                except Exception as exc:
+                    raise ResourceError(
+                        f"resource {name!r} (registry factory): could not create: "
+                        f"{type(exc).__name__}: {exc}",
+                        resource=name,
+                        where="registry factory",
+                    ) from exc
+                return self._keep(name, obj, cleanup)
+
+            return open_factory
+
+        spec = self._specs.get(name)
+        if spec is None:
+            raise ResourceError(
+                f"resource {name!r} is neither declared nor injected: declare it on the "
+                f"builder (with_database / with_http_client / with_cache / require_resource) "
+                f"or inject it via run(resources={{{name!r}: obj}}) or a ResourceRegistry",
+                resource=name,
+            )
+
+        async def open_spec() -> Any:
+            environ = os.environ if self._environ is None else self._environ
+            settings = spec.resolved_settings(environ)
+            where = spec.describe(settings)
+            try:
+                obj = await spec.open(settings)
+            except Exception as exc:
+                raise ResourceError(
+                    f"resource {name!r} ({where}): {spec.open_failure}: "
+                    f"{type(exc).__name__}: {exc}",
+                    resource=name,
+                    where=where,
+                ) from exc
+            return self._keep(name, obj, spec.close)
+
+        return open_spec
+
+    def _keep(self, name: str, obj: Any, closer: Callable[[Any], Any] | None) -> Any:
+        self._objects[name] = obj
+        self._opened.append((name, obj, closer))
+        return obj
+
+    async def aclose(self) -> None:
+        """Close what this object opened, newest first; a failing close is logged, not raised."""
+        if self._closed and not self._opened and not self._pending:
+            return
+        self._closed = True
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        cancelled: BaseException | None = None
+        if pending:
+            try:
+                await asyncio.gather(*pending, return_exceptions=True)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
+        while self._opened:
+            name, obj, closer = self._opened.pop()
+            self._objects.pop(name, None)
+            if closer is None:
+                continue
+            try:
+                await _call(closer, obj)
+            except asyncio.CancelledError as exc:
+                cancelled = exc  # finish closing the rest, then honour the cancellation
+            except Exception:
+                logger.warning("resource %r: close failed", name, exc_info=True)
+        if cancelled is not None:
+            raise cancelled
+
+    async def __aenter__(self) -> Resources:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()

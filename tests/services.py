@@ -1,0 +1,369 @@
+"""Pytest plugin: fixtures for the real services of the test setup.
+
+- ``pg_dsn`` / ``redis_url`` (session): where PostgreSQL and Redis are
+  (``KFLOW_TEST_PG_DSN``, ``KFLOW_TEST_REDIS_URL``). Unreachable -> the test is skipped,
+  or fails under ``KFLOW_REQUIRE_SERVICES=1`` (set by ``.ci/run``).
+- ``pg_pool``, ``pg_conn``, ``redis_client``: ready-made clients, closed after the test.
+- ``unique_name``: a per-test prefix for tables and keys (``kflow_<test>_<hex>``).
+- ``free_port``: a local port with nothing listening (for "connection refused" tests).
+- ``http_app_server``: ``await http_app_server(app)`` serves your ``aiohttp.web.Application``
+  on 127.0.0.1 and returns its base URL.
+- ``http_server``: a ready app (routes below, also under ``/v1``) with a request log.
+- ``no_leaks``: ``with no_leaks(): await work()`` fails if anything created inside was left
+  unclosed (ResourceWarning such as "Unclosed client session", asyncpg's "unclosed
+  connection", or asyncio's "Unclosed ..." log). Run the work in a coroutine whose locals
+  are gone when the block ends, so garbage collection can find what leaked. Objects that
+  the event loop still references (an open asyncpg or Redis connection) never reach
+  garbage collection: count their sockets with ``open_connections`` instead.
+- ``open_connections``: ``open_connections(port)`` counts this process's TCP connections to
+  ``port`` (Linux /proc; the test is skipped elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import re
+import socket
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_CHECK_TIMEOUT = 5.0
+
+
+def _masked(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def _unavailable(what: str, env: str, url: str, exc: BaseException) -> None:
+    message = (
+        f"{what} not reachable at {_masked(url)} ({type(exc).__name__}: {exc}); "
+        f"start it or point {env} at one"
+    )
+    if os.environ.get("KFLOW_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{message} (KFLOW_REQUIRE_SERVICES=1, so this is a failure)", pytrace=False)
+    pytest.skip(message)
+
+
+async def _check_pg(dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=_CHECK_TIMEOUT)
+    await conn.close()
+
+
+async def _check_redis(url: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=_CHECK_TIMEOUT)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    dsn = os.environ.get("KFLOW_TEST_PG_DSN", DEFAULT_PG_DSN)
+    try:
+        # Sync fixture on its own short-lived loop: session scope outlives any test's loop.
+        asyncio.run(_check_pg(dsn))
+    except Exception as exc:
+        _unavailable("PostgreSQL", "KFLOW_TEST_PG_DSN", dsn, exc)
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("KFLOW_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        asyncio.run(_check_redis(url))
+    except Exception as exc:
+        _unavailable("Redis", "KFLOW_TEST_REDIS_URL", url, exc)
+    return url
+
+
+@pytest.fixture
+async def pg_pool(pg_dsn: str) -> AsyncIterator[Any]:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def pg_conn(pg_dsn: str) -> AsyncIterator[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Any]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """``kflow_<test name>_<8 hex>``: a valid SQL identifier and Redis key prefix."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:30]
+    return f"kflow_{stem}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, read, released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _no_leaks() -> Iterator[None]:
+    collector = _LogCollector()
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.addHandler(collector)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # ResourceWarning is ignored by default; these are exactly what we look for.
+            warnings.simplefilter("always", ResourceWarning)
+            yield
+            gc.collect()
+    finally:
+        asyncio_log.removeHandler(collector)
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    leaks += [m for m in collector.messages if "nclosed" in m]
+    for w in caught:
+        if not issubclass(w.category, ResourceWarning):
+            # Recording swallowed them; hand them back to pytest's own summary.
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    assert not leaks, f"left open: {leaks}"
+
+
+@pytest.fixture
+def no_leaks() -> Callable[[], contextlib.AbstractContextManager[None]]:
+    return _no_leaks
+
+
+def _own_socket_inodes() -> set[str]:
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed while we looked
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _connections_to(port: int) -> int:
+    mine = _own_socket_inodes()
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            # fields[3] is the TCP state; 0A is LISTEN, which is not a connection.
+            if remote_port == port and fields[3] != "0A" and fields[9] in mine:
+                count += 1
+    return count
+
+
+@pytest.fixture
+def open_connections() -> Callable[[int], int]:
+    if not os.path.isdir("/proc/self/fd") or not os.path.exists("/proc/net/tcp"):
+        pytest.skip("counting open connections needs Linux /proc")
+    return _connections_to
+
+
+@pytest.fixture
+async def http_app_server() -> AsyncIterator[Callable[[web.Application], Awaitable[str]]]:
+    """``url = await http_app_server(app)``: serve ``app`` on 127.0.0.1, stopped after the test.
+
+    The URL has no trailing slash (``http://127.0.0.1:PORT``). A handler still running at
+    teardown is cancelled, so a hanging endpoint does not hold up the test.
+    """
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> str:
+        runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    yield start
+    for runner in reversed(runners):
+        await runner.cleanup()
+
+
+# --------------------------------------------------------------------------- http_server
+
+USERS = [
+    {"id": 1, "name": "Ada", "email": "ada@example.com"},
+    {"id": 2, "name": "Grace", "email": "grace@example.com"},
+    {"id": 3, "name": "Linus", "email": "linus@example.com"},
+]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+
+
+@dataclass
+class LocalHttpServer:
+    """The ``http_server`` fixture's server.
+
+    Routes (each also under ``/v1``, to test a base URL with a path):
+    ``GET /users`` (USERS), ``GET /users/{id}/profile``, ``* /status/{code}`` (that status,
+    JSON body), ``* /echo`` (method, path, query, JSON body), ``GET /headers`` (request
+    headers), ``GET /text`` (text/plain), ``GET /hang`` (waits until the test ends),
+    ``GET /gate`` (waits for ``release_gate()``; counts requests in flight).
+    """
+
+    url: str = ""
+    requests: list[RecordedRequest] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    _gate: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def release_gate(self) -> None:
+        self._gate.set()
+
+    async def wait_in_flight(self, count: int) -> None:
+        """Return once ``count`` /gate requests are being handled at the same time."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_flight >= count)
+
+    def app(self) -> web.Application:
+        @web.middleware
+        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.requests.append(
+                RecordedRequest(
+                    request.method, request.path, dict(request.headers), dict(request.query)
+                )
+            )
+            return await handler(request)
+
+        app = web.Application(middlewares=[record])
+        for prefix in ("", "/v1"):
+            app.router.add_get(f"{prefix}/users", self._users)
+            app.router.add_get(f"{prefix}/users/{{id}}/profile", self._profile)
+            app.router.add_route("*", f"{prefix}/status/{{code}}", self._status)
+            app.router.add_route("*", f"{prefix}/echo", self._echo)
+            app.router.add_get(f"{prefix}/headers", self._headers)
+            app.router.add_get(f"{prefix}/text", self._text)
+            app.router.add_get(f"{prefix}/hang", self._hang)
+            app.router.add_get(f"{prefix}/gate", self._gate_handler)
+        return app
+
+    async def _users(self, request: web.Request) -> web.Response:
+        return web.json_response(USERS)
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        uid = int(request.match_info["id"])
+        if not any(u["id"] == uid for u in USERS):
+            return web.json_response({"error": "no such user"}, status=404)
+        return web.json_response({"id": uid, "bio": f"user {uid}", "path": request.path})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        code = int(request.match_info["code"])
+        return web.json_response({"status": code}, status=code)
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        return web.json_response(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "json": body,
+            }
+        )
+
+    async def _headers(self, request: web.Request) -> web.Response:
+        return web.json_response({"headers": dict(request.headers)})
+
+    async def _text(self, request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        await self._stop.wait()
+        return web.Response(text="released")
+
+    async def _gate_handler(self, request: web.Request) -> web.Response:
+        async with self._changed:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self._changed.notify_all()
+        try:
+            await self._gate.wait()
+        finally:
+            async with self._changed:
+                self.in_flight -= 1
+                self._changed.notify_all()
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def http_server(
+    http_app_server: Callable[[web.Application], Awaitable[str]],
+) -> AsyncIterator[LocalHttpServer]:
+    server = LocalHttpServer()
+    server.url = await http_app_server(server.app())
+    yield server
+    # Let waiting handlers finish before the runner shuts down.
+    server._stop.set()
+    server.release_gate()
