@@ -16,6 +16,7 @@ from compiler.errors import CompileError, KflowError
 from compiler.ir import Workflow
 from compiler.policies import AsyncRetryPolicy, ErrorHandler, RetryPolicy
 from compiler.runtime import AsyncLocalRuntime
+from runtime_lib.resources import ResourceRegistry
 
 __all__ = [
     "AsyncLocalRuntime",
@@ -25,6 +26,7 @@ __all__ = [
     "CompiledModule",
     "ErrorHandler",
     "KflowError",
+    "ResourceRegistry",
     "RetryPolicy",
     "Workflow",
     "compile_workflow",

@@ -57,6 +57,8 @@ class NodeAnalysis:
     workflow_inputs: tuple[str, ...]  # required
     optional: tuple[OptionalInput, ...]
     handler: CodeAnalysis | None = None
+    # Workflow inputs only the custom error handler reads (required all the same).
+    handler_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,10 @@ def analyse_code(
     for scope in {s for s in scopes.values() if s is not None}:
         for access in scope.accesses:
             name = access.node.value if isinstance(access.node, cst.Name) else None
-            if name and not access.referents and name not in _BUILTINS:
+            # A builtin name counts too: a connection may feed an input called `input`.
+            if name and all(
+                isinstance(r, cst.metadata.BuiltinAssignment) for r in access.referents
+            ):
                 free[name] = None
     assigns_result = module_scope is not None and "result" in module_scope.assignments
     provided = set(provided)
@@ -265,6 +270,7 @@ def _analyse_node(
     handler = None
     resources = list(node.options.required_resources)
     inputs: list[str] = []
+    handler_inputs: list[str] = []
     optional: list[OptionalInput] = []
     if node.code is not None:
         code = analyse_code(node.code, node.id)
@@ -276,6 +282,8 @@ def _analyse_node(
         optional.extend(code.optional)
         for name in code.free_names:
             if name in connected:
+                continue
+            if name in _BUILTINS:
                 continue
             if name in resource_names:
                 if name not in resources:
@@ -289,8 +297,15 @@ def _analyse_node(
         handler = analyse_code(handler_spec.code, node.id, what="error handler code",
                                provided=("error",))
         for name in handler.free_names:
+            if name in connected or name in _BUILTINS:
+                continue
             if name in AUTO_IMPORTS:
                 imports.add(name)
+            elif name in resource_names:
+                if name not in resources:
+                    resources.append(name)
+            elif name not in inputs:
+                handler_inputs.append(name)
     if code is not None:
         # A connection the code never reads still orders the nodes, but passes nothing.
         read = set(code.free_names) | {o.name for o in code.optional}
@@ -303,4 +318,5 @@ def _analyse_node(
         workflow_inputs=tuple(inputs),
         optional=tuple(optional),
         handler=handler,
+        handler_inputs=tuple(handler_inputs),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,9 @@ import libcst as cst
 from compiler import graph
 from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis
 from compiler.errors import error
-from compiler.ir import Node
+from compiler.ir import Node, SecretRef
 from compiler.pysource import py, py_value
+from compiler.templating import render
 
 # Names the module itself defines or imports at top level; node functions never take them.
 RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
@@ -85,12 +86,13 @@ class ModuleContext:
     source_file: str
     description: str | None
     imports: list[str]
-    runtime_imports: list[str]
+    from_imports: list[tuple[str, str]]  # (module, "Name, other")
     functions: list[NodeFunction]
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
     resources: list[tuple[str, str]] = field(default_factory=list)  # (name, constructor source)
+    uses_resources: bool = False
 
     @property
     def single_chain(self) -> bool:
@@ -142,10 +144,13 @@ class ModuleBuilder:
         self.workflow = analysis.workflow
         self.source_file = source_file
         self.names = Names(analysis.imports)
-        self.runtime_imports: set[str] = {"Run", "main"}
+        # module -> names: `from runtime_lib... import ...`, rendered once, sorted.
+        self.from_imports: dict[str, set[str]] = {"runtime_lib": {"Run", "SourceMap", "main"}}
         self.imports: set[str] = set(analysis.imports)
         self.functions: dict[str, NodeFunction] = {}
         self.handlers: dict[str, NodeFunction] = {}
+        self.resource_kinds = {r.name: r.kind for r in self.workflow.resources}
+        self.used_resources = {n for a in analysis.nodes.values() for n in a.resources}
 
     def build(self) -> ModuleContext:
         for node in self.workflow.nodes:
@@ -164,18 +169,21 @@ class ModuleBuilder:
                 chain.name = self.names.allocate("chain", chain.calls[0].node_id)
         required: dict[str, list[str]] = {}
         for node in self.workflow.nodes:
-            for name in self.analysis.nodes[node.id].workflow_inputs:
+            node_analysis = self.analysis.nodes[node.id]
+            for name in (*node_analysis.workflow_inputs, *node_analysis.handler_inputs):
                 required.setdefault(name, []).append(node.id)
-        if any(f.code is not None for f in self.functions.values()):
-            self.runtime_imports.update({"SourceMap"})
         if any(p.default == "MISSING" for f in self.functions.values() for p in f.params):
-            self.runtime_imports.add("MISSING")
+            self.use("runtime_lib", "MISSING")
+        resources = self.resource_declarations()
         return ModuleContext(
             workflow=self.workflow.name,
             source_file=self.source_file,
             description=self.workflow.description,
             imports=sorted(self.imports),
-            runtime_imports=sorted(self.runtime_imports, key=lambda n: (n[0].islower(), n)),
+            from_imports=[
+                (module, ", ".join(sorted(names, key=lambda n: (n[0].islower(), n))))
+                for module, names in sorted(self.from_imports.items())
+            ],
             functions=[
                 fn
                 for node_id, node_fn in self.functions.items()
@@ -185,26 +193,64 @@ class ModuleBuilder:
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
+            resources=resources,
+            uses_resources=bool(self.used_resources),
         )
+
+    def use(self, module: str, name: str) -> None:
+        """Record a name the module must import; `build` renders one import block."""
+        self.from_imports.setdefault(module, set()).add(name)
+
+    def resource_declarations(self) -> list[tuple[str, str]]:
+        """The specs of the resources some node uses; the module opens nothing else."""
+        used = self.used_resources
+        declarations = []
+        for resource in self.workflow.resources:
+            if resource.name not in used or resource.kind not in RESOURCE_SPECS:
+                continue
+            spec = RESOURCE_SPECS[resource.kind]
+            self.use("runtime_lib.resources", spec)
+            settings = dict(resource.settings)
+            if _has_secret(settings):
+                self.use("runtime_lib.resources", "Secret")
+            declarations.append(
+                (resource.name, f"{spec}({py(resource.name)}, {py_settings(settings)})")
+            )
+        if used:
+            self.use("runtime_lib.resources", "Resources")
+            self.use("runtime_lib.resources", "ResourceRegistry")
+        return declarations
 
     def node_function(self, analysis: NodeAnalysis) -> NodeFunction:
         node = analysis.node
         name = self.names.allocate("node", node.id)
         if analysis.handler is not None:
             self.handlers[node.id] = self.handler_function(analysis)
+        location = _location(node, self.source_file)
         if node.kind == "code":
             assert analysis.code is not None
-            return NodeFunction(node.id, name, node.kind, _location(node, self.source_file),
-                                node.options.description, _params(analysis),
-                                function_body(analysis.code), analysis.code)
+            return NodeFunction(node.id, name, node.kind, location, node.options.description,
+                                _params(analysis), function_body(analysis.code), analysis.code)
+        if node.kind == "resource":
+            self.use("runtime_lib.resource_ops", "resource_operation")
+            resource = node.params["resource"]
+            body = render(
+                "resource_node.py.j2",
+                resource=resource,
+                kind=self.resource_kinds.get(resource, "injected"),
+                operation=node.params["operation"],
+                params=py_value(node.params["params"]),
+            )
+            return NodeFunction(node.id, name, node.kind, location, node.options.description,
+                                [Param(resource)], body)
         raise error("KF099", f"node {node.id!r}: kind {node.kind!r} is not supported yet",
                     node.location)
 
     def handler_function(self, analysis: NodeAnalysis) -> NodeFunction:
         """A custom error handler: its code runs with `error` and the node's inputs."""
         assert analysis.handler is not None
-        node_params = {p.name for p in _params(analysis)}
-        inputs = [n for n in analysis.handler.free_names if n in node_params]
+        readable = {p.name for p in _params(analysis)} | set(analysis.handler_inputs)
+        inputs = [n for n in analysis.handler.free_names if n in readable]
         return NodeFunction(
             analysis.node.id, self.names.allocate("on_error", analysis.node.id),
             "error_handler", _location(analysis.node, self.source_file), None,
@@ -244,7 +290,7 @@ class ModuleBuilder:
     def retry_source(self, node: Node) -> str:
         spec = node.options.retry
         assert spec is not None
-        self.runtime_imports.add("RetryPolicy")
+        self.use("runtime_lib", "RetryPolicy")
         classes = []
         for name in spec.retry_exceptions:
             module = self.analysis.retry_exceptions[name]
@@ -262,22 +308,47 @@ class ModuleBuilder:
         spec = analysis.node.options.error_handler
         assert spec is not None
         if spec.kind == "fallback":
-            self.runtime_imports.add("Fallback")
+            self.use("runtime_lib", "Fallback")
             try:
                 return f"Fallback({py_value(spec.fallback_value)})"
             except TypeError as exc:
                 raise error("KF015", f"node {analysis.node.id!r}: fallback value: {exc}",
                             analysis.node.location, "use JSON-like values") from None
         if spec.kind == "ignore":
-            self.runtime_imports.add("Ignore")
+            self.use("runtime_lib", "Ignore")
             return "Ignore()"
         if spec.kind == "log":
-            self.runtime_imports.add("LogAndFail")
+            self.use("runtime_lib", "LogAndFail")
             return "LogAndFail()"
         handler = self.handlers[analysis.node.id]
-        self.runtime_imports.add("Custom")
+        self.use("runtime_lib", "Custom")
         inputs = tuple(p.name for p in handler.params if p.name != "error")
         return f"Custom({handler.name}, inputs={py(inputs)})"
+
+
+RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache"}
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, SecretRef):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_secret(v) for v in value.values())
+    return False
+
+
+def py_settings(settings: Mapping[str, Any]) -> str:
+    """A resource's settings as a dict literal; secrets become `Secret("KFLOW_...")`."""
+    items = ", ".join(f"{py(k)}: {_setting_source(v)}" for k, v in settings.items())
+    return "{" + items + "}"
+
+
+def _setting_source(value: Any) -> str:
+    if isinstance(value, SecretRef):
+        return py(value)
+    if isinstance(value, Mapping):
+        return py_settings(value)
+    return py_value(value)
 
 
 def _wired_names(analysis: NodeAnalysis) -> set[str]:

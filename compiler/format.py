@@ -31,7 +31,7 @@ def source_map_entries(
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name in functions:
             user_lines = functions[node.name].statement_lines
             module_lines = statement_lines(node)
-            pairs = tuple(zip(module_lines, user_lines, strict=False))
+            pairs = tuple(sorted(zip(module_lines, user_lines, strict=False)))
             entries[node.name] = (node.lineno, node.end_lineno or node.lineno, pairs)
     return entries
 

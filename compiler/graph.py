@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from compiler.errors import error
-from compiler.ir import Connection, Workflow
+from compiler.ir import Workflow
 
 
 def predecessors(workflow: Workflow) -> dict[str, list[str]]:
@@ -76,7 +76,11 @@ def topological_order(workflow: Workflow) -> list[str]:
                 ready.append(nxt)
     if len(order) != len(workflow.nodes):
         cycle = _find_cycle(workflow, {n for n, r in remaining.items() if r > 0})
-        conn = _connection(workflow, cycle[-2], cycle[-1])
+        edges = set(zip(cycle, cycle[1:], strict=False))
+        # Blame the connection that closed the cycle: the last one added.
+        conn = next(
+            (c for c in reversed(workflow.connections) if (c.source, c.target) in edges), None
+        )
         raise error(
             "KF002",
             "connections form a cycle: " + " -> ".join(repr(n) for n in cycle),
@@ -96,13 +100,6 @@ def _find_cycle(workflow: Workflow, stuck: set[str]) -> list[str]:
             return path[seen[nxt]:] + [nxt]
         seen[nxt] = len(path)
         path.append(nxt)
-
-
-def _connection(workflow: Workflow, source: str, target: str) -> Connection | None:
-    for conn in workflow.connections:
-        if conn.source == source and conn.target == target:
-            return conn
-    return None
 
 
 def _did_you_mean(name: str, options: set[str]) -> str | None:

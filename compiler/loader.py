@@ -63,6 +63,11 @@ def kailash_aliases() -> Iterator[None]:
 
 def load_workflow(path: str, name: str | None = None) -> Workflow:
     """Execute `path` and return the workflow it defines (see CANDIDATES, or `name`)."""
+    return load_file(path, name)[0]
+
+
+def load_file(path: str, name: str | None = None) -> tuple[Workflow, dict[str, Any]]:
+    """The workflow `path` defines, and the namespace the file left behind."""
     if not os.path.isfile(path):
         raise error("KF020", f"no workflow file at {path!r}", None,
                     "pass the path of a Python file that builds a workflow")
@@ -72,7 +77,7 @@ def load_workflow(path: str, name: str | None = None) -> Workflow:
     try:
         with kailash_aliases():
             namespace = _run_file(path)
-            return _pick(namespace, path, name)
+            return _pick(namespace, path, name), namespace
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)

@@ -15,15 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from compiler.ir import SecretRef
+from runtime_lib.resources import env_name
 
 SECRET_SETTINGS = frozenset({"password", "passwd", "dsn", "url", "token", "api_key", "secret"})
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
 _TOKENISH = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
-
-
-def env_name(resource: str, setting: str, key: str | None = None) -> str:
-    parts = [resource, setting] + ([key] if key is not None else [])
-    return "KFLOW_" + "_".join(re.sub(r"[^0-9A-Za-z]+", "_", p).strip("_").upper() for p in parts)
 
 
 def _is_secret(setting: str, value: Any) -> bool:

@@ -255,7 +255,10 @@ class Run:
             elif isinstance(on_error, Ignore):
                 output = None
             else:
-                handler_kwargs = {k: v for k, v in kwargs.items() if k in on_error.inputs}
+                handler_kwargs = {k: kwargs[k] for k in on_error.inputs if k in kwargs}
+                self._gather_inputs(
+                    node_id, tuple(k for k in on_error.inputs if k not in kwargs), handler_kwargs
+                )
                 output = await on_error.fn(error=exc, **handler_kwargs)
         except Exception as handler_exc:  # noqa: BLE001
             self.errors[node_id] = (

@@ -1,0 +1,97 @@
+"""Workflow "robust", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+import time
+
+from runtime_lib import Run, SourceMap, main
+
+WORKFLOW = "robust"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
+NODES = ("robust_operation",)
+
+
+# Node 'robust_operation': workflow.py:8
+async def node_robust_operation(*, risky_operation):
+    import logging
+
+    success_count = 0
+    errors = []
+
+    for attempt in range(3):
+        try:
+            response = await risky_operation()
+            success_count += 1
+            break  # Success
+        except Exception as e:
+            error_info = {
+                "attempt": attempt + 1,
+                "error": str(e),
+                "timestamp": time.time(),
+            }
+            errors.append(error_info)
+            logging.warning(f"Attempt {attempt + 1} failed: {e}")
+
+            if attempt < 2:  # Not final attempt
+                await asyncio.sleep(0.01 * 2**attempt)  # Exponential backoff
+
+    result = {
+        "success": success_count > 0,
+        "attempts": len(errors) + success_count,
+        "errors": [e["error"] for e in errors] if errors else None,
+    }
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "robust_operation",
+            node_robust_operation,
+            inputs=("risky_operation",),
+            timeout=30.0,
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_robust_operation": (
+            19,
+            47,
+            (
+                (20, 11),
+                (22, 13),
+                (23, 14),
+                (25, 16),
+                (26, 17),
+                (27, 18),
+                (28, 19),
+                (29, 20),
+                (31, 22),
+                (36, 27),
+                (37, 28),
+                (39, 30),
+                (40, 31),
+                (42, 33),
+                (47, 38),
+            ),
+        )
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,64 @@
+"""Workflow "data_paths", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+
+WORKFLOW = "data_paths"
+
+
+# Node 'data_fetcher': workflow.py:7
+async def node_data_fetcher():
+    result = {
+        "user_data": {"id": 123, "profile": {"name": "Alice", "role": "admin"}},
+        "permissions": {"read": True, "write": True, "admin": False},
+        "session": {"token": "abc123", "expires": 3600},
+    }
+    return result
+
+
+# Node 'processor': workflow.py:15
+async def node_processor(*, user_profile, user_permissions, auth_token):
+    granted = sorted(name for name, allowed in user_permissions.items() if allowed)
+    result = {
+        "greeting": f"Hello {user_profile['name']} ({user_profile['role']})",
+        "granted": granted,
+        "token_length": len(auth_token),
+    }
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        await ctx.call("data_fetcher", node_data_fetcher, timeout=30.0)
+        await ctx.call(
+            "processor",
+            node_processor,
+            after=("data_fetcher",),
+            wires=(
+                ("user_profile", "data_fetcher", ("user_data", "profile")),
+                ("user_permissions", "data_fetcher", ("permissions",)),
+                ("auth_token", "data_fetcher", ("session", "token")),
+            ),
+            timeout=30.0,
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_data_fetcher": (13, 19, ((14, 8), (19, 13))),
+        "node_processor": (23, 30, ((24, 16), (25, 17), (30, 22))),
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,101 @@
+"""Workflow "payments", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import aiohttp
+import asyncio
+
+from runtime_lib import Fallback, RetryPolicy, Run, SourceMap, main
+
+WORKFLOW = "payments"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {
+    "external_service": ("critical_operation",),
+    "payment_data": ("critical_operation", "refund"),
+    "refund_service": ("refund",),
+}
+NODES = ("critical_operation", "refund")
+
+
+# Node 'critical_operation': workflow.py:23
+async def node_critical_operation(*, external_service, payment_data):
+    # Critical business operation
+    response = await external_service.process_payment(payment_data)
+    result = {
+        "transaction_id": response["id"],
+        "status": response["status"],
+        "amount": response["amount"],
+    }
+    return result
+
+
+# Node 'refund': workflow.py:40
+async def node_refund(*, refund_service, payment_data):
+    response = await refund_service.process_payment(payment_data)
+    result = {"transaction_id": response["id"]}
+    return result
+
+
+async def chain_critical_operation(ctx: Run) -> None:
+    await ctx.call(
+        "critical_operation",
+        node_critical_operation,
+        inputs=("external_service", "payment_data"),
+        timeout=60.0,
+        retry=RetryPolicy(
+            max_attempts=3,
+            initial_delay=0.05,
+            backoff_factor=2.0,
+            max_delay=60.0,
+            retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
+        ),
+        on_error=Fallback({"success": False, "recovered": True, "data": None}),
+    )
+
+
+async def chain_refund(ctx: Run) -> None:
+    await ctx.call(
+        "refund",
+        node_refund,
+        inputs=("refund_service", "payment_data"),
+        timeout=60.0,
+        retry=RetryPolicy(
+            max_attempts=3,
+            initial_delay=0.05,
+            backoff_factor=2.0,
+            max_delay=60.0,
+            retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
+        ),
+        on_error=Fallback({"success": False, "recovered": True, "data": None}),
+    )
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await asyncio.gather(
+            chain_critical_operation(ctx),
+            chain_refund(ctx),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_critical_operation": (23, 31, ((25, 27), (26, 28), (31, 33))),
+        "node_refund": (35, 38, ((36, 43), (37, 44), (38, 45))),
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,75 @@
+"""Workflow "health_alerts", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import MISSING, Run, SourceMap, main
+
+WORKFLOW = "health_alerts"
+
+
+# Node 'health_monitor': workflow.py:8
+async def node_health_monitor():
+    result = {
+        "alerts": ["CPU High", "Memory Warning"],
+        "needs_alerting": True,
+        "metrics": {"cpu": 95, "memory": 88},
+        "status": "critical",
+    }
+    return result
+
+
+# Node 'alert_processor': workflow.py:17
+async def node_alert_processor(
+    *, alerts=MISSING, needs_alerting=False, metrics=MISSING
+):
+    # All connected variables are available
+    alerts = alerts if alerts is not MISSING else []
+    needs_alerting = needs_alerting
+    metrics = metrics if metrics is not MISSING else {}
+
+    result = {
+        "processed_alerts": len(alerts),
+        "alerting_enabled": needs_alerting,
+        "critical_metrics": [k for k, v in metrics.items() if v > 90],
+    }
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        await ctx.call("health_monitor", node_health_monitor, timeout=30.0)
+        await ctx.call(
+            "alert_processor",
+            node_alert_processor,
+            after=("health_monitor",),
+            wires=(
+                ("alerts", "health_monitor", ("alerts",)),
+                ("needs_alerting", "health_monitor", ("needs_alerting",)),
+                ("metrics", "health_monitor", ("metrics",)),
+            ),
+            timeout=30.0,
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_health_monitor": (13, 20, ((14, 9), (20, 15))),
+        "node_alert_processor": (
+            24,
+            37,
+            ((28, 19), (29, 20), (30, 21), (32, 23), (37, 28)),
+        ),
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

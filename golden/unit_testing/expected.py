@@ -1,0 +1,40 @@
+"""Workflow "test_workflow", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+
+WORKFLOW = "test_workflow"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"input_value": ("test_node",)}
+NODES = ("test_node",)
+
+
+# Node 'test_node': workflow.py:6
+async def node_test_node(*, input_value):
+    result = {"processed": True, "value": input_value * 2}
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "test_node", node_test_node, inputs=("input_value",), timeout=30.0
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap("workflow.py", {"node_test_node": (16, 18, ((17, 8), (18, 9)))})
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

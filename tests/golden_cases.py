@@ -1,0 +1,55 @@
+"""Load golden cases: golden/<case>/workflow.py, expected.py, expected_envelope.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.loader import load_file
+from runtime_lib.envelope import to_json
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+
+
+@dataclass
+class Case:
+    name: str
+    directory: Path
+
+    @property
+    def workflow_file(self) -> Path:
+        return self.directory / "workflow.py"
+
+    @property
+    def expected_file(self) -> Path:
+        return self.directory / "expected.py"
+
+    @property
+    def envelope_file(self) -> Path:
+        return self.directory / "expected_envelope.json"
+
+    def load(self):
+        workflow, namespace = load_file(str(self.workflow_file))
+        return workflow, namespace
+
+
+def cases() -> list[Case]:
+    return [Case(d.name, d) for d in sorted(GOLDEN.iterdir()) if (d / "workflow.py").is_file()]
+
+
+def example_inputs(namespace: dict[str, Any]) -> dict[str, Any]:
+    """A case's inputs: `example_inputs()` (fresh state per run) or `EXAMPLE_INPUTS`."""
+    if callable(namespace.get("example_inputs")):
+        return namespace["example_inputs"]()
+    return dict(namespace.get("EXAMPLE_INPUTS", {}))
+
+
+def normalise(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an envelope that do not change from run to run."""
+    data = json.loads(to_json(envelope))
+    data["execution_times"] = sorted(data["execution_times"])
+    data.pop("total_duration")
+    data.pop("run_id")
+    return data

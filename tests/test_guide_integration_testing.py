@@ -1,0 +1,37 @@
+"""The guide's "Integration Testing" example, as written apart from imports."""
+
+from unittest.mock import AsyncMock
+
+import pytest
+
+from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry
+
+
+@pytest.mark.asyncio
+async def test_resource_integration():
+    # Mock external resources
+    mock_registry = ResourceRegistry()
+    mock_db = AsyncMock()
+    mock_registry.register_instance("test_db", mock_db)
+
+    # Create workflow with resources
+    builder = AsyncWorkflowBuilder(resource_registry=mock_registry)
+    builder.add_resource_node(
+        "db_operation",
+        "test_db",
+        "fetch",
+        {"query": "SELECT 1"}
+    )
+
+    workflow = builder.build()
+    runtime = AsyncLocalRuntime(resource_registry=mock_registry)
+
+    # Configure mock behavior
+    mock_db.fetch.return_value = [{"result": 1}]
+
+    # Execute and verify
+    result = await runtime.execute_workflow_async(workflow, {})
+    assert result["status"] == "success"
+    mock_db.fetch.assert_called_once()
+    assert result["results"]["db_operation"] == [{"result": 1}]
+    mock_db.fetch.assert_called_once_with("SELECT 1")
