@@ -1,11 +1,11 @@
 """Analyse each node's code: what it reads, what it needs, what it outputs.
 
-Code strings are dedented, checked with Python's own parser (so syntax errors
-read as Python's do, at the user's line), then parsed with LibCST. Scope
-analysis finds the code's free names and sorts them into connected inputs,
-resources, auto-imported stdlib modules, optional inputs (`globals().get`) and
-required workflow inputs. The transformers in `compiler.transforms` turn the
-code into the body of the node's function.
+Code strings are dedented and compiled as the body of an async function (so
+syntax errors read as Python's do, at the user's line); Python's symbol table
+gives the code's free names, which are sorted into connected inputs, resources,
+auto-imported stdlib modules, optional inputs (`globals().get`) and required
+workflow inputs. LibCST parses the code and the transformers in
+`compiler.transforms` turn it into the body of the node's function.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import symtable
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, ScopeProvider
 
 from compiler.errors import CompileError, Diagnostic, error
 from compiler.ir import CodeBlock, Node, SourceLocation, Workflow
-from compiler.transforms import OptionalInput, OptionalInputs, ReturnResult
+from compiler.transforms import OptionalInput, OptionalInputs, return_result
 
 # Modules the guide's examples use without importing them.
 AUTO_IMPORTS = frozenset(
@@ -40,12 +40,13 @@ class CodeAnalysis:
     """One code string made into a function body, and what the body needs."""
 
     body: str
-    free_names: tuple[str, ...]
-    optional: tuple[OptionalInput, ...]
-    assigns_result: bool
+    module: cst.Module = field(compare=False, repr=False)
+    free_names: tuple[str, ...] = ()
+    optional: tuple[OptionalInput, ...] = ()
+    assigns_result: bool = False
     # The workflow.py line of each statement of `body`, in `ast.walk` order.
-    statement_lines: tuple[int, ...]
-    file: str | None
+    statement_lines: tuple[int, ...] = ()
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def analyse_code(
 ) -> CodeAnalysis:
     text = textwrap.dedent(block.text)
     indent = _indent_width(block.text)
-    _check_syntax(text, block, node_id, what, indent)
+    table = _check_syntax(text, block, node_id, what, indent)
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:  # Python accepted it; LibCST did not.
@@ -105,49 +106,61 @@ def analyse_code(
             "kflow supports the Python 3.11 grammar in node code",
         ) from None
 
-    scopes = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ScopeProvider)
-    free: dict[str, None] = {}
-    module_scope = None
-    for scope in scopes.values():
-        if scope is None:
-            continue
-        if module_scope is None and isinstance(scope, cst.metadata.GlobalScope):
-            module_scope = scope
-    for scope in {s for s in scopes.values() if s is not None}:
-        for access in scope.accesses:
-            name = access.node.value if isinstance(access.node, cst.Name) else None
-            # A builtin name counts too: a connection may feed an input called `input`.
-            if name and all(
-                isinstance(r, cst.metadata.BuiltinAssignment) for r in access.referents
-            ):
-                free[name] = None
-    assigns_result = module_scope is not None and "result" in module_scope.assignments
-    provided = set(provided)
-
+    free = _free_names(table)
+    assigns_result = _assigned_here(table, "result")
     optional = OptionalInputs()
-    module = module.visit(optional)
-    has_return = _returns_at_top(_parse_top(text))
+    if "globals" in free or "locals" in free:
+        module = module.visit(optional)
+    tree = _parse_top(text)
     if assigns_result:
-        module = module.visit(ReturnResult())
+        module = return_result(module)
     body = module.code
 
+    provided = set(provided)
     names = sorted(
-        (n for n in free if n not in provided and n not in optional.found), key=_first_use(text)
+        (n for n in free if n not in provided and n not in optional.found), key=_first_use(tree)
     )
     return CodeAnalysis(
         body=body,
+        module=module,
         free_names=tuple(names),
         optional=tuple(optional.found.values()),
-        assigns_result=assigns_result or has_return,
+        assigns_result=assigns_result or _returns_at_top(tree),
         statement_lines=tuple(_statement_user_lines(body, block)),
         file=block.origin.file if block.origin else None,
     )
 
 
-def _first_use(text: str):
+def _free_names(table: symtable.SymbolTable) -> set[str]:
+    """Names the code reads but never binds, at any depth (builtins included: a
+    connection may feed an input called `input`).
+
+    Python's own symbol table answers this exactly, comprehension and class scopes
+    included, at a fraction of the cost of LibCST's ScopeProvider (see
+    docs/compiler.md), which matters for 1,000-node workflows.
+    """
+    free: set[str] = set()
+    stack = [table]
+    while stack:
+        current = stack.pop()
+        for symbol in current.get_symbols():
+            if symbol.is_referenced() and symbol.is_global() and not symbol.is_assigned():
+                free.add(symbol.get_name())
+        stack.extend(current.get_children())
+    return free
+
+
+def _assigned_here(table: symtable.SymbolTable, name: str) -> bool:
+    try:
+        return table.lookup(name).is_assigned()
+    except KeyError:
+        return False
+
+
+def _first_use(tree: ast.Module):
     """Sort key: free names in the order they first appear in the code."""
-    order: dict[str, int] = {}
-    for node in ast.walk(_parse_top(text)):
+    order: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             key = (node.lineno, node.col_offset)
             if node.id not in order or key < order[node.id]:
@@ -172,13 +185,16 @@ def _returns_at_top(tree: ast.Module) -> bool:
     return False
 
 
-def _check_syntax(text: str, block: CodeBlock, node_id: str, what: str, indent: int) -> None:
-    # Compile as the body of an async function: that is what it becomes, so
-    # `return` and `await` are fine and `yield`-like misuse is caught here.
+def _check_syntax(
+    text: str, block: CodeBlock, node_id: str, what: str, indent: int
+) -> symtable.SymbolTable:
+    """Compile the code as the body of an async function (what it becomes, so `return`
+    and `await` are fine) and return that function's symbol table."""
     wrapped = "async def _kflow_node():\n" + textwrap.indent(text or "pass", " ", lambda _: True)
+    filename = block.origin.file if block.origin else "<code>"
     try:
-        compile(wrapped, block.origin.file if block.origin else "<code>", "exec",
-                dont_inherit=True)
+        compile(wrapped, filename, "exec", dont_inherit=True)
+        return symtable.symtable(wrapped, filename, "exec").get_children()[0]
     except SyntaxError as exc:
         line = (exc.lineno or 2) - 1
         col = max((exc.offset or 2) - 2, 0)

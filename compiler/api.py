@@ -1,7 +1,7 @@
 """The library API behind `kflowc`: IR in, module source out.
 
-`compile_workflow` is the whole pipeline: analyse (LibCST) -> generate (Jinja)
--> format (black) -> source map. The CLI and `AsyncLocalRuntime` are thin
+`compile_workflow` is the whole pipeline: analyse -> generate (Jinja) ->
+format (black) -> source map. The CLI and `AsyncLocalRuntime` are thin
 layers over it.
 """
 
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from compiler.analyze import analyse
 from compiler.codegen import ModuleBuilder
 from compiler.errors import Diagnostic
-from compiler.format import format_source, with_source_map
+from compiler.format import assemble
 from compiler.ir import SecretRef, Workflow
-from compiler.templating import render
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,7 @@ def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> C
     """
     source_file = os.path.basename(source_file or workflow.source_file or "workflow.py")
     analysis = analyse(workflow)
-    context = ModuleBuilder(analysis, source_file).build()
-    formatted = format_source(render("module.py.j2", module=context))
-    code_by_function = {fn.name: fn.code for fn in context.functions if fn.code is not None}
-    source = with_source_map(formatted, source_file, code_by_function)
+    source = assemble(ModuleBuilder(analysis, source_file).build())
     inputs = sorted({n for a in analysis.nodes.values() for n in a.workflow_inputs})
     return CompiledModule(source, analysis.warnings, _secret_vars(workflow), tuple(inputs))
 

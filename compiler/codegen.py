@@ -20,9 +20,11 @@ import libcst as cst
 from compiler import graph
 from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis
 from compiler.errors import error
-from compiler.ir import Node, SecretRef
+from compiler.ir import Node, SecretRef, thaw
+from compiler.layout import Call, Source, literal
 from compiler.pysource import py, py_value
 from compiler.templating import render
+from runtime_lib.run import DEFAULT_TIMEOUT
 
 # Names the module itself defines or imports at top level; node functions never take them.
 RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
@@ -69,8 +71,7 @@ class NodeFunction:
 @dataclass
 class NodeCall:
     node_id: str
-    function: str
-    args: list[tuple[str, str]]  # keyword, source
+    layout: Call  # `await ctx.call(...)`, laid out by compiler.layout
 
 
 @dataclass
@@ -78,6 +79,10 @@ class ChainContext:
     name: str | None
     waits_for: tuple[str, ...]
     calls: list[NodeCall]
+
+    @property
+    def wait(self) -> Call:
+        return Call("await ctx.wait", self.waits_for)
 
 
 @dataclass
@@ -105,7 +110,7 @@ def function_body(code: CodeAnalysis) -> str:
     LibCST re-indents statements but not the inside of multi-line string
     literals, which must keep their exact content.
     """
-    module = cst.parse_module(code.body)
+    module = code.module
     body = list(module.body) or [cst.SimpleStatementLine([cst.Pass()])]
     # Keep the code's leading comments, not the blank lines a triple-quoted string opens with.
     header = [line for line in module.header if line.comment is not None]
@@ -151,6 +156,7 @@ class ModuleBuilder:
         self.handlers: dict[str, NodeFunction] = {}
         self.resource_kinds = {r.name: r.kind for r in self.workflow.resources}
         self.used_resources = {n for a in analysis.nodes.values() for n in a.resources}
+        self.predecessors = graph.predecessors(self.workflow)
 
     def build(self) -> ModuleContext:
         for node in self.workflow.nodes:
@@ -261,69 +267,74 @@ class ModuleBuilder:
     def node_call(self, node_id: str) -> NodeCall:
         analysis = self.analysis.nodes[node_id]
         node = analysis.node
-        preds = graph.predecessors(self.workflow)[node_id]
-        args: list[tuple[str, str]] = []
-        if preds:
-            args.append(("after", py(tuple(preds))))
-        wires = [
+        wires = tuple(
             (c.input, c.source, c.path)
             for c in self.workflow.connections
-            if c.target == node_id and c.input in _wired_names(analysis)
-        ]
-        if wires:
-            args.append(("wires", py(tuple(wires))))
-        inputs = [*analysis.workflow_inputs,
-                  *(o.name for o in analysis.optional if o.name not in analysis.connected)]
-        if inputs:
-            args.append(("inputs", py(tuple(inputs))))
-        if analysis.resources:
-            args.append(("resources", py(tuple(analysis.resources))))
+            if c.target == node_id and c.input in analysis.connected
+        )
+        wired_sources = {source for _, source, _ in wires}
+        after = tuple(p for p in self.predecessors[node_id] if p not in wired_sources)
+        inputs = (*analysis.workflow_inputs,
+                  *(o.name for o in analysis.optional if o.name not in analysis.connected))
         options = node.options
-        if options.timeout is not None:
-            args.append(("timeout", py(options.timeout)))
+        kwargs: list[tuple[str, Any]] = [
+            (key, value)
+            for key, value in (
+                ("wires", wires),
+                ("after", after),
+                ("inputs", inputs),
+                ("resources", analysis.resources),
+            )
+            if value
+        ]
+        if options.timeout != DEFAULT_TIMEOUT:
+            kwargs.append(("timeout", options.timeout))
         if options.retry is not None:
-            args.append(("retry", self.retry_source(node)))
+            kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:
-            args.append(("on_error", self.handler_source(analysis)))
-        return NodeCall(node_id, self.functions[node_id].name, args)
+            kwargs.append(("on_error", self.handler(analysis)))
+        function = self.functions[node_id].name
+        return NodeCall(node_id, Call("await ctx.call", (node_id, Source(function)), tuple(kwargs)))
 
-    def retry_source(self, node: Node) -> str:
+    def retry_policy(self, node: Node) -> Call:
         spec = node.options.retry
         assert spec is not None
         self.use("runtime_lib", "RetryPolicy")
-        classes = []
         for name in spec.retry_exceptions:
             module = self.analysis.retry_exceptions[name]
             if module:
                 self.imports.add(module)
-            classes.append(name)
-        retry_on = "(" + ", ".join(classes) + ("," if len(classes) == 1 else "") + ")"
-        return (
-            f"RetryPolicy(max_attempts={spec.max_attempts}, initial_delay={spec.initial_delay!r}, "
-            f"backoff_factor={spec.backoff_factor!r}, max_delay={spec.max_delay!r}, "
-            f"retry_on={retry_on})"
-        )
+        return Call("RetryPolicy", kwargs=(
+            ("max_attempts", spec.max_attempts),
+            ("initial_delay", spec.initial_delay),
+            ("backoff_factor", spec.backoff_factor),
+            ("max_delay", spec.max_delay),
+            ("retry_on", tuple(Source(name) for name in spec.retry_exceptions)),
+        ))
 
-    def handler_source(self, analysis: NodeAnalysis) -> str:
+    def handler(self, analysis: NodeAnalysis) -> Call:
         spec = analysis.node.options.error_handler
         assert spec is not None
         if spec.kind == "fallback":
             self.use("runtime_lib", "Fallback")
+            value = thaw(spec.fallback_value)
             try:
-                return f"Fallback({py_value(spec.fallback_value)})"
+                literal(value)
+                py_value(spec.fallback_value)
             except TypeError as exc:
                 raise error("KF015", f"node {analysis.node.id!r}: fallback value: {exc}",
                             analysis.node.location, "use JSON-like values") from None
+            return Call("Fallback", (value,))
         if spec.kind == "ignore":
             self.use("runtime_lib", "Ignore")
-            return "Ignore()"
+            return Call("Ignore")
         if spec.kind == "log":
             self.use("runtime_lib", "LogAndFail")
-            return "LogAndFail()"
+            return Call("LogAndFail")
         handler = self.handlers[analysis.node.id]
         self.use("runtime_lib", "Custom")
         inputs = tuple(p.name for p in handler.params if p.name != "error")
-        return f"Custom({handler.name}, inputs={py(inputs)})"
+        return Call("Custom", (Source(handler.name),), (("inputs", inputs),))
 
 
 RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache"}
@@ -349,9 +360,5 @@ def _setting_source(value: Any) -> str:
     if isinstance(value, Mapping):
         return py_settings(value)
     return py_value(value)
-
-
-def _wired_names(analysis: NodeAnalysis) -> set[str]:
-    return set(analysis.connected)
 
 

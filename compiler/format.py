@@ -1,6 +1,11 @@
-"""Format the generated module with black, then map its lines back to workflow.py.
+"""Assemble the module from formatted pieces, then map its lines back to workflow.py.
 
-black moves lines, so the source map is built from the formatted text: black
+black formats what holds user code (each node function, cached by its text) and
+the header; the runner is already in black's style (compiler.layout) unless a
+line came out too long. Pieces are joined with the two blank lines black puts
+between top-level definitions, so the whole module is black-stable.
+
+black moves lines, so the source map is built from the assembled text: black
 keeps the AST, so the statements of each node function, walked in the same
 order as the analyser walked the user's code, pair up one to one.
 """
@@ -8,11 +13,15 @@ order as the analyser walked the user's code, pair up one to one.
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 
 import black
 
 from compiler.analyze import CodeAnalysis, statement_lines
-from compiler.pysource import py
+from compiler.codegen import ModuleContext
+from compiler.layout import too_long
+from compiler.pysource import py_str
+from compiler.templating import render
 
 MODE = black.Mode(target_versions={black.TargetVersion.PY311})
 _PLACEHOLDER = "SOURCE_MAP = SourceMap("
@@ -22,17 +31,36 @@ def format_source(source: str) -> str:
     return black.format_str(source, mode=MODE)
 
 
-def source_map_entries(
-    formatted: str, functions: dict[str, CodeAnalysis]
-) -> dict[str, tuple[int, int, tuple[tuple[int, int], ...]]]:
-    """For each node function: (first line, last line, ((module line, user line), ...))."""
+@lru_cache(maxsize=4096)
+def _format_piece(source: str) -> str:
+    return format_source(source).strip("\n")
+
+
+def assemble(module: ModuleContext) -> str:
+    """The module's source, formatted, with its source map filled in."""
+    pieces = [_format_piece(render("header.py.j2", module=module))]
+    pieces += [_format_piece(render("node_function.py.j2", fn=fn)) for fn in module.functions]
+    runner = render("runner.py.j2", module=module)
+    pieces.append(_format_piece(runner) if too_long(runner) else runner.strip("\n"))
+    pieces.append(render("footer.py.j2", module=module).strip("\n"))
+    formatted = "\n\n\n".join(pieces) + "\n"
+    functions = {fn.name: fn.code for fn in module.functions if fn.code is not None}
+    return with_source_map(formatted, module.source_file, functions)
+
+
+def source_map_entries(formatted: str, functions: dict[str, CodeAnalysis]) -> dict[str, str]:
+    """For each node function: "first-last module:user module:user ...".
+
+    A compact string per function keeps the table one short line per node, which
+    black leaves as it is (formatting a large nested literal costs seconds).
+    """
     entries = {}
     for node in ast.parse(formatted).body:
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name in functions:
             user_lines = functions[node.name].statement_lines
-            module_lines = statement_lines(node)
-            pairs = tuple(sorted(zip(module_lines, user_lines, strict=False)))
-            entries[node.name] = (node.lineno, node.end_lineno or node.lineno, pairs)
+            pairs = sorted(zip(statement_lines(node), user_lines, strict=False))
+            span = f"{node.lineno}-{node.end_lineno or node.lineno}"
+            entries[node.name] = " ".join([span, *(f"{gen}:{user}" for gen, user in pairs)])
     return entries
 
 
@@ -40,7 +68,10 @@ def with_source_map(formatted: str, source_file: str, functions: dict[str, CodeA
     """Fill in the module's `SOURCE_MAP = SourceMap(...)` placeholder, the last thing
     before the `__main__` block, so filling it moves no line above it."""
     entries = source_map_entries(formatted, functions)
-    start = formatted.rindex(_PLACEHOLDER)  # after all user code, which may contain the text
+    # rindex: the placeholder follows all user code, which may contain the same text.
+    start = formatted.rindex(_PLACEHOLDER)
     end = formatted.index("\n", start)
-    table = format_source(f"SOURCE_MAP = SourceMap({py(source_file)}, {py(entries)})\n")
+    table = render("source_map.py.j2", source_file=source_file, entries=entries)
+    if not py_str(source_file).startswith('"'):
+        table = format_source(table)  # a file name with quotes: let black choose
     return formatted[:start] + table.rstrip("\n") + formatted[end:]

@@ -52,3 +52,20 @@ def comment_text(text: Any) -> str:
 def docstring_text(text: Any) -> str:
     """Text for inside a triple-quoted docstring: no way to close it early."""
     return one_line(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def py_str(text: str) -> str:
+    """A string literal as black writes it, for source kflowc lays out without black.
+
+    black prefers double quotes unless they would need more escapes than the
+    single-quoted form (see black's `normalize_string_quotes`).
+    """
+    source = repr(text)
+    if source[0] == '"':  # repr chose double quotes: the text has ' and no "
+        return source
+    body = source[1:-1]
+    if '"' not in text:
+        return '"' + body + '"'
+    if "'" in text:  # both kinds: as many escapes either way, so black picks double
+        return '"' + body.replace("\\'", "'").replace('"', '\\"') + '"'
+    return source

@@ -11,7 +11,8 @@ from typing import Any
 
 import jinja2
 
-from compiler.pysource import comment_text, docstring_text, py
+from compiler.layout import layout
+from compiler.pysource import comment_text, docstring_text, py, py_str
 
 
 @lru_cache(maxsize=1)
@@ -24,7 +25,13 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(pyrepr=py, commentline=comment_text, docline=docstring_text)
+    env.filters.update(
+        pyrepr=py,
+        pystr=py_str,
+        commentline=comment_text,
+        docline=docstring_text,
+        layout_call=layout,
+    )
     return env
 
 

@@ -35,6 +35,9 @@ MISSING: Any = _Missing()
 
 Wire = tuple[str, str, tuple[str, ...]]  # (input name, source node, keys walked from its output)
 
+# The builder's default per-node timeout; generated calls only spell out other values.
+DEFAULT_TIMEOUT = 30.0
+
 
 class InputError(Exception):
     """The inputs of a run are unusable (missing required inputs, bad JSON)."""
@@ -179,12 +182,13 @@ class Run:
         wires: tuple[Wire, ...] = (),
         inputs: tuple[str, ...] = (),
         resources: tuple[str, ...] = (),
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
         retry: Any = None,
         on_error: Fallback | Ignore | LogAndFail | Custom | None = None,
     ) -> None:
+        """Run one node. `after` lists upstream nodes not already named in `wires`."""
         bad = self._bad
-        if bad and any(dep in bad for dep in after):
+        if bad and (any(dep in bad for dep in after) or any(w[1] in bad for w in wires)):
             self._skip(node_id)
             return
         started = time.perf_counter()

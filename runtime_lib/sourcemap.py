@@ -1,9 +1,10 @@
 """Point a runtime error at the line of workflow.py that raised it.
 
-A generated module ends with a `SourceMap`: for each node function, the lines
-it spans in the module and, for each statement, the workflow.py line it came
-from. kflowc builds it after black has formatted the module, since black moves
-lines.
+A generated module ends with a `SourceMap`: for each node function, a string
+"first-last gen:user gen:user ...": the module lines the function spans, then
+for each statement its module line and the workflow.py line it came from.
+kflowc builds it after black has formatted the module, since black moves lines.
+It is parsed only when an error needs it.
 """
 
 from __future__ import annotations
@@ -14,28 +15,25 @@ from types import TracebackType
 
 
 class SourceMap:
-    def __init__(
-        self,
-        file: str,
-        functions: Mapping[str, tuple[int, int, tuple[tuple[int, int], ...]]],
-    ) -> None:
+    def __init__(self, file: str, functions: Mapping[str, str]) -> None:
         self.file = file
         self.functions = functions
 
     def user_line(self, function: str, module_file: str, tb: TracebackType | None) -> int | None:
         """The workflow.py line of the deepest frame of `function` (or code nested in it)."""
         entry = self.functions.get(function)
-        if entry is None:
+        if not entry:
             return None
-        start, end, lines = entry
+        span, *pairs = entry.split()
+        start, end = (int(part) for part in span.split("-"))
         found = None
         while tb is not None:
-            code = tb.tb_frame.f_code
-            if code.co_filename == module_file and start <= tb.tb_lineno <= end:
+            if tb.tb_frame.f_code.co_filename == module_file and start <= tb.tb_lineno <= end:
                 found = tb.tb_lineno
             tb = tb.tb_next
-        if found is None or not lines:
+        if found is None or not pairs:
             return None
+        lines = [tuple(int(n) for n in pair.split(":")) for pair in pairs]
         index = bisect_right([gen for gen, _ in lines], found) - 1
         return lines[max(index, 0)][1]
 

@@ -6,7 +6,7 @@ import textwrap
 
 import libcst as cst
 
-from compiler.transforms import OptionalInputs, ReturnResult
+from compiler.transforms import OptionalInputs, return_result
 
 
 def transform(code: str, transformer: cst.CSTTransformer) -> str:
@@ -47,4 +47,5 @@ def test_other_calls_are_left_alone() -> None:
 
 
 def test_return_result_appends_one_statement() -> None:
-    assert transform("x = 1\nresult = x\n", ReturnResult()) == "x = 1\nresult = x\nreturn result\n"
+    module = return_result(cst.parse_module("x = 1\nresult = x\n"))
+    assert module.code == "x = 1\nresult = x\nreturn result\n"

@@ -35,17 +35,15 @@ async def run(inputs: dict | None = None) -> dict:
     async with Run(
         WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
     ) as ctx:
-        await ctx.call("data_fetcher", node_data_fetcher, timeout=30.0)
+        await ctx.call("data_fetcher", node_data_fetcher)
         await ctx.call(
             "processor",
             node_processor,
-            after=("data_fetcher",),
             wires=(
                 ("user_profile", "data_fetcher", ("user_data", "profile")),
                 ("user_permissions", "data_fetcher", ("permissions",)),
                 ("auth_token", "data_fetcher", ("session", "token")),
             ),
-            timeout=30.0,
         )
     return ctx.envelope()
 
@@ -54,8 +52,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": (13, 19, ((14, 8), (19, 13))),
-        "node_processor": (23, 30, ((24, 16), (25, 17), (30, 22))),
+        "node_data_fetcher": "13-19 14:8 19:13",
+        "node_processor": "23-30 24:16 25:17 30:22",
     },
 )
 

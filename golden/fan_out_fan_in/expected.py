@@ -50,13 +50,11 @@ async def node_aggregator(*, data_a, data_b, data_c):
 
 
 async def chain_source(ctx: Run) -> None:
-    await ctx.call("source", node_source, timeout=30.0)
+    await ctx.call("source", node_source)
     await ctx.call(
         "processor_a",
         node_processor_a,
-        after=("source",),
         wires=(("input", "source", ("data",)),),
-        timeout=30.0,
     )
 
 
@@ -65,9 +63,7 @@ async def chain_processor_b(ctx: Run) -> None:
     await ctx.call(
         "processor_b",
         node_processor_b,
-        after=("source",),
         wires=(("input", "source", ("data",)),),
-        timeout=30.0,
     )
 
 
@@ -76,21 +72,13 @@ async def chain_processor_c(ctx: Run) -> None:
     await ctx.call(
         "processor_c",
         node_processor_c,
-        after=("source",),
         wires=(("input", "source", ("data",)),),
-        timeout=30.0,
     )
 
 
 async def chain_monitor(ctx: Run) -> None:
     await ctx.wait("source")
-    await ctx.call(
-        "monitor",
-        node_monitor,
-        after=("source",),
-        wires=(("stats", "source", ("metadata",)),),
-        timeout=30.0,
-    )
+    await ctx.call("monitor", node_monitor, wires=(("stats", "source", ("metadata",)),))
 
 
 async def chain_aggregator(ctx: Run) -> None:
@@ -98,13 +86,11 @@ async def chain_aggregator(ctx: Run) -> None:
     await ctx.call(
         "aggregator",
         node_aggregator,
-        after=("processor_a", "processor_b", "processor_c"),
         wires=(
             ("data_a", "processor_a", ()),
             ("data_b", "processor_b", ()),
             ("data_c", "processor_c", ()),
         ),
-        timeout=30.0,
     )
 
 
@@ -127,12 +113,12 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_source": (15, 17, ((16, 8), (17, 9))),
-        "node_processor_a": (21, 24, ((22, 11), (23, 12), (24, 13))),
-        "node_processor_b": (28, 31, ((29, 15), (30, 16), (31, 17))),
-        "node_processor_c": (35, 37, ((36, 19), (37, 20))),
-        "node_monitor": (41, 43, ((42, 22), (43, 23))),
-        "node_aggregator": (47, 49, ((48, 25), (49, 26))),
+        "node_source": "15-17 16:8 17:9",
+        "node_processor_a": "21-24 22:11 23:12 24:13",
+        "node_processor_b": "28-31 29:15 30:16 31:17",
+        "node_processor_c": "35-37 36:19 37:20",
+        "node_monitor": "41-43 42:22 43:23",
+        "node_aggregator": "47-49 48:25 49:26",
     },
 )
 

@@ -37,9 +37,7 @@ async def run(
     async with Run(
         WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
     ) as ctx:
-        await ctx.call(
-            "db_operation", node_db_operation, resources=("test_db",), timeout=30.0
-        )
+        await ctx.call("db_operation", node_db_operation, resources=("test_db",))
     return ctx.envelope()
 
 

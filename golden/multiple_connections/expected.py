@@ -42,17 +42,15 @@ async def run(inputs: dict | None = None) -> dict:
     async with Run(
         WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
     ) as ctx:
-        await ctx.call("health_monitor", node_health_monitor, timeout=30.0)
+        await ctx.call("health_monitor", node_health_monitor)
         await ctx.call(
             "alert_processor",
             node_alert_processor,
-            after=("health_monitor",),
             wires=(
                 ("alerts", "health_monitor", ("alerts",)),
                 ("needs_alerting", "health_monitor", ("needs_alerting",)),
                 ("metrics", "health_monitor", ("metrics",)),
             ),
-            timeout=30.0,
         )
     return ctx.envelope()
 
@@ -61,12 +59,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": (13, 20, ((14, 9), (20, 15))),
-        "node_alert_processor": (
-            24,
-            37,
-            ((28, 19), (29, 20), (30, 21), (32, 23), (37, 28)),
-        ),
+        "node_health_monitor": "13-20 14:9 20:15",
+        "node_alert_processor": "24-37 28:19 29:20 30:21 32:23 37:28",
     },
 )
 

@@ -32,14 +32,12 @@ async def run(inputs: dict | None = None) -> dict:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await ctx.call("fetch", node_fetch, inputs=("fetch_data",), timeout=30.0)
+        await ctx.call("fetch", node_fetch, inputs=("fetch_data",))
         await ctx.call(
             "process",
             node_process,
-            after=("fetch",),
             wires=(("input_data", "fetch", ()),),
             inputs=("process_data",),
-            timeout=30.0,
         )
     return ctx.envelope()
 
@@ -48,8 +46,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_fetch": (16, 18, ((17, 16), (18, 17))),
-        "node_process": (22, 24, ((23, 21), (24, 22))),
+        "node_fetch": "16-18 17:16 18:17",
+        "node_process": "22-24 23:21 24:22",
     },
 )
 

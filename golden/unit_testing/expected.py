@@ -26,14 +26,17 @@ async def run(inputs: dict | None = None) -> dict:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await ctx.call(
-            "test_node", node_test_node, inputs=("input_value",), timeout=30.0
-        )
+        await ctx.call("test_node", node_test_node, inputs=("input_value",))
     return ctx.envelope()
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap("workflow.py", {"node_test_node": (16, 18, ((17, 8), (18, 9)))})
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_test_node": "16-18 17:8 18:9",
+    },
+)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: install, bring up PostgreSQL and Redis,
+# run pytest with services required, and lint. Exits non-zero on any failure.
+set -euo pipefail
+export PIP_ROOT_USER_ACTION=ignore
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+bash scripts/services.sh
+export KFLOW_REQUIRE_SERVICES=1
+
+python3 -m pytest -q -p no:cacheprovider "$@"
+python3 -m ruff check .
