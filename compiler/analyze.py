@@ -54,7 +54,9 @@ class NodeAnalysis:
     node: Node
     code: CodeAnalysis | None
     connected: tuple[str, ...]  # inputs fed by connections, in first-connection order
-    resources: tuple[str, ...]
+    resources: tuple[str, ...]  # parameter names
+    # (parameter, resource) where code says `db` for its one required database, say.
+    resource_aliases: tuple[tuple[str, str], ...]
     workflow_inputs: tuple[str, ...]  # required
     optional: tuple[OptionalInput, ...]
     handler: CodeAnalysis | None = None
@@ -251,7 +253,7 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
     connected: dict[str, dict[str, None]] = {node.id: {} for node in workflow.nodes}
     for conn in workflow.connections:
         connected[conn.target][conn.input] = None
-    resource_names = {r.name for r in workflow.resources}
+    resource_kinds = {r.name: r.kind for r in workflow.resources}
     imports: set[str] = set()
     exceptions: dict[str, str] = {}
     warnings: list[Diagnostic] = []
@@ -261,7 +263,7 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
     for node in workflow.nodes:
         try:
             nodes[node.id] = _analyse_node(
-                node, tuple(connected[node.id]), resource_names, imports, warnings
+                node, tuple(connected[node.id]), resource_kinds, imports, warnings
             )
             if node.options.retry:
                 for name in node.options.retry.retry_exceptions:
@@ -275,19 +277,37 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
     )
 
 
+# The names the guide's code uses for "the" resource of a kind.
+CONVENTIONAL_NAMES = {"db": "database", "http": "http", "api": "http", "cache": "cache"}
+
+
+def _conventional_alias(name: str, node: Node, kinds: dict[str, str]) -> str | None:
+    """The guide writes `required_resources=["main_db"]` and then uses `db` in the code:
+    with exactly one required resource of that kind, `db` means it."""
+    kind = CONVENTIONAL_NAMES.get(name)
+    if kind is None:
+        return None
+    matches = [r for r in node.options.required_resources if kinds.get(r) == kind]
+    return matches[0] if len(matches) == 1 else None
+
+
 def _analyse_node(
     node: Node,
     connected: tuple[str, ...],
-    resource_names: set[str],
+    resource_kinds: dict[str, str],
     imports: set[str],
     warnings: list[Diagnostic],
 ) -> NodeAnalysis:
     code = None
     handler = None
-    resources = list(node.options.required_resources)
+    resource_names = set(resource_kinds)
+    resources: list[str] = []
+    aliases: dict[str, str] = {}
     inputs: list[str] = []
     handler_inputs: list[str] = []
     optional: list[OptionalInput] = []
+    if node.kind == "resource":
+        resources.append(node.params["resource"])
     if node.code is not None:
         code = analyse_code(node.code, node.id)
         if not code.assigns_result:
@@ -306,6 +326,15 @@ def _analyse_node(
                     resources.append(name)
             elif name in AUTO_IMPORTS:
                 imports.add(name)
+            elif (alias := _conventional_alias(name, node, resource_kinds)) is not None:
+                resources.append(name)
+                aliases[name] = alias
+                warnings.append(Diagnostic(
+                    "KF103", f"node {node.id!r}: `{name}` is taken to mean its required "
+                    f"resource {alias!r}", node.location,
+                    f"name the resource {name!r}, or use `{alias}` in the code, to say so "
+                    "explicitly", severity="info",
+                ))
             else:
                 inputs.append(name)
     handler_spec = node.options.error_handler
@@ -331,6 +360,7 @@ def _analyse_node(
         code=code,
         connected=connected,
         resources=tuple(resources),
+        resource_aliases=tuple(aliases.items()),
         workflow_inputs=tuple(inputs),
         optional=tuple(optional),
         handler=handler,

@@ -155,7 +155,9 @@ class ModuleBuilder:
         self.functions: dict[str, NodeFunction] = {}
         self.handlers: dict[str, NodeFunction] = {}
         self.resource_kinds = {r.name: r.kind for r in self.workflow.resources}
-        self.used_resources = {n for a in analysis.nodes.values() for n in a.resources}
+        self.used_resources = {
+            dict(a.resource_aliases).get(n, n) for a in analysis.nodes.values() for n in a.resources
+        }
         self.predecessors = graph.predecessors(self.workflow)
 
     def build(self) -> ModuleContext:
@@ -283,7 +285,7 @@ class ModuleBuilder:
                 ("wires", wires),
                 ("after", after),
                 ("inputs", inputs),
-                ("resources", analysis.resources),
+                ("resources", _resource_args(analysis)),
             )
             if value
         ]
@@ -335,6 +337,11 @@ class ModuleBuilder:
         self.use("runtime_lib", "Custom")
         inputs = tuple(p.name for p in handler.params if p.name != "error")
         return Call("Custom", (Source(handler.name),), (("inputs", inputs),))
+
+
+def _resource_args(analysis: NodeAnalysis) -> tuple[Any, ...]:
+    aliases = dict(analysis.resource_aliases)
+    return tuple((p, aliases[p]) if p in aliases else p for p in analysis.resources)
 
 
 RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache"}

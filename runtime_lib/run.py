@@ -181,7 +181,7 @@ class Run:
         after: tuple[str, ...] = (),
         wires: tuple[Wire, ...] = (),
         inputs: tuple[str, ...] = (),
-        resources: tuple[str, ...] = (),
+        resources: tuple[str | tuple[str, str], ...] = (),
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: Any = None,
         on_error: Fallback | Ignore | LogAndFail | Custom | None = None,
@@ -201,7 +201,10 @@ class Run:
                 value = results[source]
                 kwargs[name] = walk_path(value, path, source, node_id, name) if path else value
             for name in resources:
-                kwargs[name] = await self.resources.get(name)
+                if isinstance(name, tuple):  # (parameter, resource): code says `db` for "main_db"
+                    kwargs[name[0]] = await self.resources.get(name[1])
+                else:
+                    kwargs[name] = await self.resources.get(name)
             if retry is not None:
                 output = await self._retrying(node_id, fn, kwargs, timeout, retry)
             elif timeout is not None:

@@ -1,0 +1,103 @@
+"""Workflow "db_operations", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.resource_ops import resource_operation
+from runtime_lib.resources import Database, ResourceRegistry, Resources, Secret
+
+WORKFLOW = "db_operations"
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "main_db": Database(
+        "main_db",
+        {
+            "host": "prod-db.company.com",
+            "database": "analytics",
+            "user": "app_user",
+            "password": Secret("KFLOW_MAIN_DB_PASSWORD"),
+            "min_size": 5,
+            "max_size": 20,
+        },
+    ),
+}
+
+
+# Node 'query_users': workflow.py:23
+async def node_query_users(*, main_db):
+    return await resource_operation(
+        main_db,
+        "database",
+        "fetch",
+        {
+            "query": "SELECT * FROM users WHERE created_at > $1",
+            "params": ["2024-01-01"],
+        },
+    )
+
+
+# Node 'complex_query': workflow.py:31
+async def node_complex_query(*, db):
+    async with db.acquire() as conn:
+        # Complex transaction
+        async with conn.transaction():
+            users = await conn.fetch("SELECT * FROM users WHERE active = true")
+            for user in users:
+                await conn.execute(
+                    "UPDATE user_stats SET last_seen = NOW() WHERE user_id = $1",
+                    user["id"],
+                )
+
+        result = {"updated_users": len(users)}
+    return result
+
+
+async def chain_query_users(ctx: Run) -> None:
+    await ctx.call("query_users", node_query_users, resources=("main_db",))
+
+
+async def chain_complex_query(ctx: Run) -> None:
+    await ctx.call("complex_query", node_complex_query, resources=(("db", "main_db"),))
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        await asyncio.gather(
+            chain_query_users(ctx),
+            chain_complex_query(ctx),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_complex_query": "45-57 46:34 48:36 49:37 50:38 51:39 56:44 57:45",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,76 @@
+"""Workflow "http_client", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.resources import HttpClient, ResourceRegistry, Resources, Secret
+
+WORKFLOW = "http_client"
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "authenticated_api": HttpClient(
+        "authenticated_api",
+        {
+            "base_url": "https://api.service.com",
+            "headers": {
+                "Authorization": Secret(
+                    "KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION"
+                ),
+                "User-Agent": "MyApp/1.0",
+            },
+            "timeout": 30,
+            "connection_limit": 50,
+        },
+    ),
+}
+
+
+# Node 'api_call': workflow.py:24
+async def node_api_call(*, authenticated_api):
+    # Client is pre-configured with auth and base URL
+    response = await authenticated_api.get("/users", params={"limit": 100})
+
+    if response.status == 200:
+        data = await response.json()
+        result = {"users": data["users"], "total": data["total"]}
+    else:
+        raise Exception(f"API error: {response.status}")
+    return result
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        await ctx.call("api_call", node_api_call, resources=("authenticated_api",))
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_api_call": "32-41 34:28 36:30 37:31 38:32 40:34 41:35",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))
