@@ -14,12 +14,14 @@ from compiler.api import CompiledModule, compile_workflow
 from compiler.builder import AsyncWorkflowBuilder
 from compiler.errors import CompileError, KflowError
 from compiler.ir import Workflow
+from compiler.patterns import AsyncPatterns
 from compiler.policies import AsyncRetryPolicy, ErrorHandler, RetryPolicy
 from compiler.runtime import AsyncLocalRuntime
 from runtime_lib.resources import ResourceRegistry
 
 __all__ = [
     "AsyncLocalRuntime",
+    "AsyncPatterns",
     "AsyncRetryPolicy",
     "AsyncWorkflowBuilder",
     "CompileError",

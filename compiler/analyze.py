@@ -62,6 +62,8 @@ class NodeAnalysis:
     handler: CodeAnalysis | None = None
     # Workflow inputs only the custom error handler reads (required all the same).
     handler_inputs: tuple[str, ...] = ()
+    extra_codes: tuple[tuple[str, CodeAnalysis], ...] = ()  # parallel_fetch's operations
+    item_is_async: bool | None = None  # parallel_map: is process_item `async def`?
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def _indent_width(text: str) -> int:
 
 
 def analyse_code(
-    block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = ()
+    block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = (),
+    returns: str = "result", always_return: bool = False,
 ) -> CodeAnalysis:
     text = textwrap.dedent(block.text)
     indent = _indent_width(block.text)
@@ -109,13 +112,13 @@ def analyse_code(
         ) from None
 
     free = _free_names(table)
-    assigns_result = _assigned_here(table, "result")
+    assigns_result = _assigned_here(table, returns)
     optional = OptionalInputs()
     if "globals" in free or "locals" in free:
         module = module.visit(optional)
     tree = _parse_top(text)
-    if assigns_result:
-        module = return_result(module)
+    if assigns_result or always_return:
+        module = return_result(module, returns)
     body = module.code
 
     provided = set(provided)
@@ -208,8 +211,13 @@ def _check_syntax(
 
 
 def statement_lines(tree: ast.AST) -> list[int]:
-    """Line of every statement under `tree`, in `ast.walk` order (black keeps the AST)."""
-    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree]
+    """Line of every statement under `tree`, in source order (black keeps the AST and
+    its order, so the same walk over the formatted module pairs up one to one, and
+    statements a pattern appends after the user's code come last)."""
+    starts = sorted(
+        (n.lineno, n.col_offset) for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree
+    )
+    return [line for line, _ in starts]
 
 
 def _statement_user_lines(body: str, block: CodeBlock) -> list[int]:
@@ -219,7 +227,8 @@ def _statement_user_lines(body: str, block: CodeBlock) -> list[int]:
         return [0] * len(lines)
     if not block.exact:
         return [origin.line] * len(lines)
-    last = origin.line + body.count("\n")
+    # Statements kflow appends (`return result`) map to the code's last line.
+    last = origin.line + max(len(block.text.rstrip().splitlines()) - 1, 0)
     return [min(origin.line + ln - 1, last) for ln in lines]
 
 
@@ -249,10 +258,23 @@ def resolve_exception(name: str, node: Node) -> str:
     return module_name
 
 
+CACHE_KINDS = ("cache_check", "cache_fetch", "cache_store")
+
+
+def input_targets(workflow: Workflow, target: str) -> tuple[str, ...]:
+    """The nodes an input connected to `target` reaches: the node itself, or all three
+    nodes of a cache-aside group (its fetch code sees inputs connected to any of them)."""
+    node = workflow.node(target)
+    if node.kind in CACHE_KINDS:
+        return (node.params["check"], node.params["fetch"], node.params["store"])
+    return (target,)
+
+
 def analyse(workflow: Workflow) -> WorkflowAnalysis:
     connected: dict[str, dict[str, None]] = {node.id: {} for node in workflow.nodes}
     for conn in workflow.connections:
-        connected[conn.target][conn.input] = None
+        for target in input_targets(workflow, conn.target):
+            connected[target][conn.input] = None
     resource_kinds = {r.name: r.kind for r in workflow.resources}
     imports: set[str] = set()
     exceptions: dict[str, str] = {}
@@ -291,6 +313,27 @@ def _conventional_alias(name: str, node: Node, kinds: dict[str, str]) -> str | N
     return matches[0] if len(matches) == 1 else None
 
 
+@dataclass(frozen=True)
+class KindShape:
+    """What a node kind's generated functions read besides its code's free names."""
+
+    extra_reads: tuple[str, ...] = ()  # inputs the wrapper itself takes
+    provided: tuple[str, ...] = ()  # names the pattern binds for the code
+    returns: str = "result"  # the name the code function returns
+    always_return: bool = False  # return it even if the code never assigns it
+
+
+def kind_shape(node: Node) -> KindShape:
+    params = node.params
+    if node.kind == "batch_processor":
+        return KindShape(("items",), ("items", "batch_results"), "batch_results", True)
+    if node.kind == "parallel_map":
+        return KindShape((params["input_field"],), (), "process_item")
+    if node.kind == "cache_check":
+        return KindShape(tuple(params["key_fields"]))
+    return KindShape()
+
+
 def _analyse_node(
     node: Node,
     connected: tuple[str, ...],
@@ -298,6 +341,7 @@ def _analyse_node(
     imports: set[str],
     warnings: list[Diagnostic],
 ) -> NodeAnalysis:
+    shape = kind_shape(node)
     code = None
     handler = None
     resource_names = set(resource_kinds)
@@ -308,35 +352,45 @@ def _analyse_node(
     optional: list[OptionalInput] = []
     if node.kind == "resource":
         resources.append(node.params["resource"])
+    if node.kind in ("cache_check", "cache_store"):
+        resources.append(node.params["cache"])
+    codes: list[CodeAnalysis] = []
     if node.code is not None:
-        code = analyse_code(node.code, node.id)
-        if not code.assigns_result:
-            warnings.append(Diagnostic(
-                "KF102", f"node {node.id!r} never sets `result`; its output will be None",
-                node.location, "assign the node's output to `result`", severity="warning",
-            ))
-        optional.extend(code.optional)
-        for name in code.free_names:
-            if name in connected:
-                continue
-            if name in _BUILTINS:
-                continue
-            if name in resource_names:
-                if name not in resources:
-                    resources.append(name)
-            elif name in AUTO_IMPORTS:
-                imports.add(name)
-            elif (alias := _conventional_alias(name, node, resource_kinds)) is not None:
-                resources.append(name)
-                aliases[name] = alias
-                warnings.append(Diagnostic(
-                    "KF103", f"node {node.id!r}: `{name}` is taken to mean its required "
-                    f"resource {alias!r}", node.location,
-                    f"name the resource {name!r}, or use `{alias}` in the code, to say so "
-                    "explicitly", severity="info",
-                ))
-            else:
+        code = analyse_code(node.code, node.id, provided=shape.provided, returns=shape.returns,
+                            always_return=shape.always_return)
+        codes.append(code)
+        _check_outputs(node, code, shape, warnings)
+    extra = tuple((key, analyse_code(block, node.id, what=f"operation {key!r}"))
+                  for key, block in node.codes)
+    codes.extend(analysis for _, analysis in extra)
+    names: dict[str, None] = {}
+    for analysis in codes:
+        optional.extend(analysis.optional)
+        names.update(dict.fromkeys(analysis.free_names))
+    names.update(dict.fromkeys(shape.extra_reads))
+    for name in names:
+        if name in connected or name in shape.extra_reads and name not in resource_names:
+            if name not in connected:
                 inputs.append(name)
+            continue
+        if name in _BUILTINS:
+            continue
+        if name in resource_names:
+            if name not in resources:
+                resources.append(name)
+        elif name in AUTO_IMPORTS:
+            imports.add(name)
+        elif (alias := _conventional_alias(name, node, resource_kinds)) is not None:
+            resources.append(name)
+            aliases[name] = alias
+            warnings.append(Diagnostic(
+                "KF103", f"node {node.id!r}: `{name}` is taken to mean its required "
+                f"resource {alias!r}", node.location,
+                f"name the resource {name!r}, or use `{alias}` in the code, to say so "
+                "explicitly", severity="info",
+            ))
+        else:
+            inputs.append(name)
     handler_spec = node.options.error_handler
     if handler_spec is not None and handler_spec.code is not None:
         handler = analyse_code(handler_spec.code, node.id, what="error handler code",
@@ -351,10 +405,9 @@ def _analyse_node(
                     resources.append(name)
             elif name not in inputs:
                 handler_inputs.append(name)
-    if code is not None:
-        # A connection the code never reads still orders the nodes, but passes nothing.
-        read = set(code.free_names) | {o.name for o in code.optional}
-        connected = tuple(c for c in connected if c in read)
+    # A connection nothing reads still orders the nodes, but passes nothing.
+    read = set(names) | {o.name for o in optional}
+    connected = tuple(c for c in connected if c in read)
     return NodeAnalysis(
         node=node,
         code=code,
@@ -365,4 +418,37 @@ def _analyse_node(
         optional=tuple(optional),
         handler=handler,
         handler_inputs=tuple(handler_inputs),
+        extra_codes=extra,
+        item_is_async=_item_is_async(code) if node.kind == "parallel_map" else None,
     )
+
+
+def _check_outputs(node: Node, code: CodeAnalysis, shape: KindShape,
+                   warnings: list[Diagnostic]) -> None:
+    if node.kind == "parallel_map":
+        if _item_is_async(code) is None:
+            raise error(
+                "KF017", f"parallel map {node.id!r}: its code does not define process_item",
+                node.location, "define `async def process_item(item): ...` (or a plain def)",
+            )
+        return
+    if not code.assigns_result and not shape.always_return:
+        warnings.append(Diagnostic(
+            "KF102", f"node {node.id!r} never sets `result`; its output will be None",
+            node.location, "assign the node's output to `result`", severity="warning",
+        ))
+
+
+def _item_is_async(code: CodeAnalysis | None) -> bool | None:
+    """Whether the code's `process_item` is `async def` (None: it defines none)."""
+    if code is None:
+        return None
+    tree = ast.parse(code.body)
+    defs = {n.name: isinstance(n, ast.AsyncFunctionDef) for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    target = "process_item"
+    for n in tree.body:  # `process_item = fn`, as inlined callables end
+        if (isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
+                and any(isinstance(t, ast.Name) and t.id == target for t in n.targets)):
+            target = n.value.id
+    return defs.get(target)

@@ -57,6 +57,10 @@ def runtime_extras(workflow: Workflow) -> RuntimeExtras:
     return _EXTRAS.get(id(workflow)) or RuntimeExtras()
 
 
+# The input name of an edge that only orders two nodes; no code can read it.
+ORDER_ONLY = "_kflow_after"
+
+
 def parse_path(from_output: str | None) -> tuple[str, ...]:
     """`None` / "result" -> whole output; "result.a.b" or "a.b" -> keys a, b."""
     if from_output is None or from_output == "result":
@@ -151,6 +155,37 @@ class AsyncWorkflowBuilder:
         return self.add_node(
             Node(node_id, "resource", None, options, node_params, location=site.location)
         )
+
+    def add_parallel_map(
+        self,
+        node_id: str,
+        map_function: str | Callable[..., Any],
+        *,
+        input_field: str = "items",
+        output_field: str = "results",
+        max_workers: int = 10,
+        batch_size: int | None = None,
+        timeout_per_item: float | None = 5,
+        continue_on_error: bool = False,
+        executor: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Apply `process_item` (defined by the code, or the callable itself) to every item
+        of the input `input_field`, at most `max_workers` at a time; output
+        `{output_field: [...], "errors": [...], "statistics": {...}}`."""
+        from compiler.patterns import parallel_map_node
+
+        site = caller_site()
+        return self.add_node(parallel_map_node(
+            node_id, map_function, site=site, input_field=input_field,
+            output_field=output_field, max_workers=max_workers, batch_size=batch_size,
+            timeout_per_item=timeout_per_item, continue_on_error=continue_on_error,
+            executor=executor, description=description,
+        ))
+
+    def add_dependency(self, source: str, target: str, location: SourceLocation | None) -> None:
+        """Order `target` after `source` without passing data (patterns' inner edges)."""
+        self._connections.append(Connection(source, (), target, ORDER_ONLY, location))
 
     def node_options(
         self,

@@ -18,7 +18,7 @@ from typing import Any
 import libcst as cst
 
 from compiler import graph
-from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis
+from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis, input_targets
 from compiler.errors import error
 from compiler.ir import Node, SecretRef, thaw
 from compiler.layout import Call, Source, literal
@@ -57,6 +57,9 @@ class Param:
 
 @dataclass
 class NodeFunction:
+    """A function holding user code (or a resource operation), rendered by
+    templates/node_function.py.j2; functions with `code` get a source-map entry."""
+
     node_id: str
     name: str
     kind: str
@@ -65,7 +68,29 @@ class NodeFunction:
     params: list[Param]
     body: str
     code: CodeAnalysis | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    is_async: bool = True
+    decorator: str | None = None
+
+
+@dataclass
+class PatternPiece:
+    """Module-level code a pattern adds around its code functions (a wrapper, its
+    shared state), rendered by templates/patterns/<kind>.py.j2 with `p`."""
+
+    template: str
+    p: dict[str, Any]
+
+
+@dataclass
+class Emitted:
+    """What one node contributes: pieces in order, the function `ctx.call` runs,
+    wires the pattern adds, and options it sets on the call."""
+
+    pieces: list[NodeFunction | PatternPiece]
+    entry: str
+    wires: tuple[tuple[str, str, tuple[str, ...] | None], ...] = ()
+    call_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +117,7 @@ class ModuleContext:
     description: str | None
     imports: list[str]
     from_imports: list[tuple[str, str]]  # (module, "Name, other")
-    functions: list[NodeFunction]
+    pieces: list[NodeFunction | PatternPiece]
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
@@ -124,6 +149,13 @@ def function_body(code: CodeAnalysis) -> str:
     return text.split("\n", 1)[1].rstrip("\n")
 
 
+def params_for(analysis: NodeAnalysis, code: CodeAnalysis, *, drop: tuple[str, ...] = ()
+               ) -> list[Param]:
+    """The node's parameters that this piece of its code reads."""
+    reads = set(code.free_names) | {o.name for o in code.optional}
+    return [p for p in _params(analysis) if p.name in reads and p.name not in drop]
+
+
 def _params(analysis: NodeAnalysis) -> list[Param]:
     params = [Param(name) for name in analysis.connected if name not in _optional_names(analysis)]
     params += [Param(name) for name in analysis.workflow_inputs]
@@ -152,7 +184,7 @@ class ModuleBuilder:
         # module -> names: `from runtime_lib... import ...`, rendered once, sorted.
         self.from_imports: dict[str, set[str]] = {"runtime_lib": {"Run", "SourceMap", "main"}}
         self.imports: set[str] = set(analysis.imports)
-        self.functions: dict[str, NodeFunction] = {}
+        self.emitted: dict[str, Emitted] = {}
         self.handlers: dict[str, NodeFunction] = {}
         self.resource_kinds = {r.name: r.kind for r in self.workflow.resources}
         self.used_resources = {
@@ -162,7 +194,7 @@ class ModuleBuilder:
 
     def build(self) -> ModuleContext:
         for node in self.workflow.nodes:
-            self.functions[node.id] = self.node_function(self.analysis.nodes[node.id])
+            self.emitted[node.id] = self.emit(self.analysis.nodes[node.id])
         chains = [
             ChainContext(
                 name=None,
@@ -180,7 +212,14 @@ class ModuleBuilder:
             node_analysis = self.analysis.nodes[node.id]
             for name in (*node_analysis.workflow_inputs, *node_analysis.handler_inputs):
                 required.setdefault(name, []).append(node.id)
-        if any(p.default == "MISSING" for f in self.functions.values() for p in f.params):
+        pieces = [
+            piece
+            for node_id, emitted in self.emitted.items()
+            for piece in (*emitted.pieces, self.handlers.get(node_id))
+            if piece is not None
+        ]
+        functions = [p for p in pieces if isinstance(p, NodeFunction)]
+        if any(p.default == "MISSING" for f in functions for p in f.params):
             self.use("runtime_lib", "MISSING")
         resources = self.resource_declarations()
         return ModuleContext(
@@ -192,12 +231,7 @@ class ModuleBuilder:
                 (module, ", ".join(sorted(names, key=lambda n: (n[0].islower(), n))))
                 for module, names in sorted(self.from_imports.items())
             ],
-            functions=[
-                fn
-                for node_id, node_fn in self.functions.items()
-                for fn in (node_fn, self.handlers.get(node_id))
-                if fn is not None
-            ],
+            pieces=pieces,
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
@@ -229,16 +263,14 @@ class ModuleBuilder:
             self.use("runtime_lib.resources", "ResourceRegistry")
         return declarations
 
-    def node_function(self, analysis: NodeAnalysis) -> NodeFunction:
+    def emit(self, analysis: NodeAnalysis) -> Emitted:
         node = analysis.node
-        name = self.names.allocate("node", node.id)
         if analysis.handler is not None:
             self.handlers[node.id] = self.handler_function(analysis)
-        location = _location(node, self.source_file)
-        if node.kind == "code":
-            assert analysis.code is not None
-            return NodeFunction(node.id, name, node.kind, location, node.options.description,
-                                _params(analysis), function_body(analysis.code), analysis.code)
+        if node.kind in ("code", "retry_with_backoff", "fallback_primary"):
+            fn = self.code_function(analysis, analysis.code, "node", _params(analysis))
+            options = {"on_error": self.recover()} if node.kind == "fallback_primary" else {}
+            return Emitted([fn], fn.name, call_options=options)
         if node.kind == "resource":
             self.use("runtime_lib.resource_ops", "resource_operation")
             resource = node.params["resource"]
@@ -249,10 +281,30 @@ class ModuleBuilder:
                 operation=node.params["operation"],
                 params=py_value(node.params["params"]),
             )
-            return NodeFunction(node.id, name, node.kind, location, node.options.description,
-                                [Param(resource)], body)
-        raise error("KF099", f"node {node.id!r}: kind {node.kind!r} is not supported yet",
-                    node.location)
+            fn = NodeFunction(node.id, self.names.allocate("node", node.id), node.kind,
+                              _location(node, self.source_file), node.options.description,
+                              [Param(resource)], body, title=f"Node {py(node.id)}")
+            return Emitted([fn], fn.name)
+        from compiler.emit_patterns import EMITTERS
+
+        return EMITTERS[node.kind](self, analysis)
+
+    def code_function(self, analysis: NodeAnalysis, code: CodeAnalysis | None, prefix: str,
+                      params: list[Param], *, title: str | None = None, hint: str | None = None,
+                      is_async: bool = True, decorator: str | None = None) -> NodeFunction:
+        """A function whose body is user code."""
+        node = analysis.node
+        assert code is not None
+        return NodeFunction(
+            node.id, self.names.allocate(prefix, hint or node.id), node.kind,
+            _location(node, self.source_file), node.options.description, params,
+            function_body(code), code, title=title or f"Node {py(node.id)}",
+            is_async=is_async, decorator=decorator,
+        )
+
+    def recover(self) -> Call:
+        self.use("runtime_lib", "Recover")
+        return Call("Recover")
 
     def handler_function(self, analysis: NodeAnalysis) -> NodeFunction:
         """A custom error handler: its code runs with `error` and the node's inputs."""
@@ -264,16 +316,19 @@ class ModuleBuilder:
             "error_handler", _location(analysis.node, self.source_file), None,
             [Param("error"), *(Param(n) for n in inputs)],
             function_body(analysis.handler), analysis.handler,
+            title=f"Node {py(analysis.node.id)}, its error handler",
         )
 
     def node_call(self, node_id: str) -> NodeCall:
         analysis = self.analysis.nodes[node_id]
         node = analysis.node
+        emitted = self.emitted[node_id]
+        group = set(input_targets(self.workflow, node_id))
         wires = tuple(
             (c.input, c.source, c.path)
             for c in self.workflow.connections
-            if c.target == node_id and c.input in analysis.connected
-        )
+            if c.target in group and c.input in analysis.connected
+        ) + emitted.wires
         wired_sources = {source for _, source, _ in wires}
         after = tuple(p for p in self.predecessors[node_id] if p not in wired_sources)
         inputs = (*analysis.workflow_inputs,
@@ -295,8 +350,9 @@ class ModuleBuilder:
             kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:
             kwargs.append(("on_error", self.handler(analysis)))
-        function = self.functions[node_id].name
-        return NodeCall(node_id, Call("await ctx.call", (node_id, Source(function)), tuple(kwargs)))
+        kwargs.extend(emitted.call_options.items())
+        call = Call("await ctx.call", (node_id, Source(emitted.entry)), tuple(kwargs))
+        return NodeCall(node_id, call)
 
     def retry_policy(self, node: Node) -> Call:
         spec = node.options.retry

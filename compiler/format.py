@@ -18,7 +18,7 @@ from functools import lru_cache
 import black
 
 from compiler.analyze import CodeAnalysis, statement_lines
-from compiler.codegen import ModuleContext
+from compiler.codegen import ModuleContext, NodeFunction, PatternPiece
 from compiler.layout import too_long
 from compiler.pysource import py_str
 from compiler.templating import render
@@ -36,15 +36,25 @@ def _format_piece(source: str) -> str:
     return format_source(source).strip("\n")
 
 
+def _render_piece(piece: NodeFunction | PatternPiece) -> str:
+    if isinstance(piece, NodeFunction):
+        return render("node_function.py.j2", fn=piece)
+    return render(piece.template, p=piece.p)
+
+
 def assemble(module: ModuleContext) -> str:
     """The module's source, formatted, with its source map filled in."""
     pieces = [_format_piece(render("header.py.j2", module=module))]
-    pieces += [_format_piece(render("node_function.py.j2", fn=fn)) for fn in module.functions]
+    pieces += [_format_piece(_render_piece(piece)) for piece in module.pieces]
     runner = render("runner.py.j2", module=module)
     pieces.append(_format_piece(runner) if too_long(runner) else runner.strip("\n"))
     pieces.append(render("footer.py.j2", module=module).strip("\n"))
     formatted = "\n\n\n".join(pieces) + "\n"
-    functions = {fn.name: fn.code for fn in module.functions if fn.code is not None}
+    functions = {
+        fn.name: fn.code
+        for fn in module.pieces
+        if isinstance(fn, NodeFunction) and fn.code is not None
+    }
     return with_source_map(formatted, module.source_file, functions)
 
 

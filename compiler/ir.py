@@ -138,6 +138,8 @@ class Node:
     # Pattern-specific parameters, frozen (see `freeze`).
     params: FrozenDict = field(default_factory=FrozenDict)
     location: SourceLocation | None = field(default=None, compare=False)
+    # Further named code strings of a pattern (parallel_fetch's operations, a fallback).
+    codes: tuple[tuple[str, CodeBlock], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,8 @@ def _decode_value(name: str, value: Any) -> Any:
         return _decode(_NESTED[name], value)
     if name in _SEQUENCES:
         return tuple(_decode(_SEQUENCES[name], v) for v in value)
+    if name == "codes":
+        return tuple((key, _decode(CodeBlock, block)) for key, block in value)
     return _decode_plain(value)
 
 

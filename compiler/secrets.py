@@ -26,8 +26,8 @@ def _is_secret(setting: str, value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     lowered = setting.lower()
-    if lowered in ("dsn", "url"):
-        # Only a URL that carries a password is secret; a plain base URL is not.
+    if "://" in value:
+        # Any URL (dsn, url, base_url, ...) is secret exactly when it carries a password.
         try:
             return urlsplit(value).password is not None
         except ValueError:

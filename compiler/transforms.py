@@ -94,11 +94,12 @@ class OptionalInputs(cst.CSTTransformer):
         )
 
 
-def return_result(module: cst.Module) -> cst.Module:
-    """Append `return result` so the node's output is the value of `result`.
+def return_result(module: cst.Module, name: str = "result") -> cst.Module:
+    """Append `return result` so the node's output is the value of `result`
+    (or of `name`: a parallel map's code returns its `process_item`).
 
     A plain function, not a transformer: it touches only the module's last
     statement, and a transformer would walk the whole tree to get there.
     """
-    ret = cst.SimpleStatementLine([cst.Return(cst.Name("result"))])
+    ret = cst.SimpleStatementLine([cst.Return(cst.Name(name))])
     return module.with_changes(body=[*module.body, ret])

@@ -5,7 +5,7 @@ pattern libraries load only when a workflow uses them.
 """
 
 from runtime_lib.cli import main
-from runtime_lib.run import MISSING, Custom, Fallback, Ignore, LogAndFail, Run
+from runtime_lib.run import MISSING, Custom, Fallback, Ignore, LogAndFail, Recover, Run
 from runtime_lib.sourcemap import SourceMap
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Fallback",
     "Ignore",
     "LogAndFail",
+    "Recover",
     "Run",
     "SourceMap",
     "main",

@@ -33,7 +33,9 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
-Wire = tuple[str, str, tuple[str, ...]]  # (input name, source node, keys walked from its output)
+# (input name, source node, keys walked from its output); keys None: the source's
+# recovered error message instead of its output.
+Wire = tuple[str, str, tuple[str, ...] | None]
 
 # The builder's default per-node timeout; generated calls only spell out other values.
 DEFAULT_TIMEOUT = 30.0
@@ -56,6 +58,11 @@ class Fallback:
 
 class Ignore:
     """Error handler: the node's output becomes None."""
+
+
+class Recover(Ignore):
+    """The primary of a timeout-with-fallback: its failure is recovered downstream,
+    where the fallback node runs its code instead (output None here)."""
 
 
 class LogAndFail:
@@ -198,6 +205,9 @@ class Run:
                 self._gather_inputs(node_id, inputs, kwargs)
             results = self.results
             for name, source, path in wires:
+                if path is None:  # the source's recovered error (timeout_with_fallback)
+                    kwargs[name] = self.recovered.get(source)
+                    continue
                 value = results[source]
                 kwargs[name] = walk_path(value, path, source, node_id, name) if path else value
             for name in resources:
@@ -284,7 +294,7 @@ class Run:
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if self.source_map is not None and self.module_file is not None:
-            where = self.source_map.where(fn.__name__, self.module_file, exc.__traceback__)
+            where = self.source_map.where(self.module_file, exc.__traceback__)
             if where:
                 return f"{where}: {text}"
         return text

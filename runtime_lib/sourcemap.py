@@ -1,8 +1,8 @@
 """Point a runtime error at the line of workflow.py that raised it.
 
-A generated module ends with a `SourceMap`: for each node function, a string
-"first-last gen:user gen:user ...": the module lines the function spans, then
-for each statement its module line and the workflow.py line it came from.
+A generated module ends with a `SourceMap`: for each function holding user code,
+a string "first-last gen:user gen:user ...": the module lines the function spans,
+then for each statement its module line and the workflow.py line it came from.
 kflowc builds it after black has formatted the module, since black moves lines.
 It is parsed only when an error needs it.
 """
@@ -18,25 +18,30 @@ class SourceMap:
     def __init__(self, file: str, functions: Mapping[str, str]) -> None:
         self.file = file
         self.functions = functions
+        self._spans: list[tuple[int, int, list[tuple[int, int]]]] | None = None
 
-    def user_line(self, function: str, module_file: str, tb: TracebackType | None) -> int | None:
-        """The workflow.py line of the deepest frame of `function` (or code nested in it)."""
-        entry = self.functions.get(function)
-        if not entry:
-            return None
-        span, *pairs = entry.split()
-        start, end = (int(part) for part in span.split("-"))
+    def spans(self) -> list[tuple[int, int, list[tuple[int, int]]]]:
+        if self._spans is None:
+            self._spans = []
+            for entry in self.functions.values():
+                span, *pairs = entry.split()
+                start, end = (int(part) for part in span.split("-"))
+                lines = [(int(g), int(u)) for g, u in (pair.split(":") for pair in pairs)]
+                self._spans.append((start, end, lines))
+        return self._spans
+
+    def user_line(self, module_file: str, tb: TracebackType | None) -> int | None:
+        """The workflow.py line of the deepest frame running user code of this module."""
         found = None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == module_file and start <= tb.tb_lineno <= end:
-                found = tb.tb_lineno
+            if tb.tb_frame.f_code.co_filename == module_file:
+                for start, end, lines in self.spans():
+                    if start <= tb.tb_lineno <= end and lines:
+                        index = bisect_right([gen for gen, _ in lines], tb.tb_lineno) - 1
+                        found = lines[max(index, 0)][1]
             tb = tb.tb_next
-        if found is None or not pairs:
-            return None
-        lines = [tuple(int(n) for n in pair.split(":")) for pair in pairs]
-        index = bisect_right([gen for gen, _ in lines], found) - 1
-        return lines[max(index, 0)][1]
+        return found
 
-    def where(self, function: str, module_file: str, tb: TracebackType | None) -> str | None:
-        line = self.user_line(function, module_file, tb)
+    def where(self, module_file: str, tb: TracebackType | None) -> str | None:
+        line = self.user_line(module_file, tb)
         return f"{self.file}:{line}" if line else None

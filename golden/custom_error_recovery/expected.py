@@ -59,7 +59,6 @@ async def run(inputs: dict | None = None) -> dict:
             "robust_operation",
             node_robust_operation,
             inputs=("risky_operation",),
-            timeout=30.0,
         )
     return ctx.envelope()
 
@@ -68,27 +67,7 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": (
-            19,
-            47,
-            (
-                (20, 11),
-                (22, 13),
-                (23, 14),
-                (25, 16),
-                (26, 17),
-                (27, 18),
-                (28, 19),
-                (29, 20),
-                (31, 22),
-                (36, 27),
-                (37, 28),
-                (39, 30),
-                (40, 31),
-                (42, 33),
-                (47, 38),
-            ),
-        )
+        "node_robust_operation": "19-47 20:11 22:13 23:14 25:16 26:17 27:18 28:19 29:20 31:22 36:27 37:28 39:30 40:31 42:33 47:37",
     },
 )
 

@@ -52,8 +52,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "13-19 14:8 19:13",
-        "node_processor": "23-30 24:16 25:17 30:22",
+        "node_data_fetcher": "13-19 14:8 19:12",
+        "node_processor": "23-30 24:16 25:17 30:21",
     },
 )
 

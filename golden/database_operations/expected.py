@@ -94,7 +94,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "45-57 46:34 48:36 49:37 50:38 51:39 56:44 57:45",
+        "node_complex_query": "45-57 46:34 48:36 49:37 50:38 51:39 56:44 57:44",
     },
 )
 

@@ -91,8 +91,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": (23, 31, ((25, 27), (26, 28), (31, 33))),
-        "node_refund": (35, 38, ((36, 43), (37, 44), (38, 45))),
+        "node_critical_operation": "23-31 25:27 26:28 31:32",
+        "node_refund": "35-38 36:43 37:44 38:44",
     },
 )
 

@@ -113,12 +113,12 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_source": "15-17 16:8 17:9",
-        "node_processor_a": "21-24 22:11 23:12 24:13",
-        "node_processor_b": "28-31 29:15 30:16 31:17",
-        "node_processor_c": "35-37 36:19 37:20",
-        "node_monitor": "41-43 42:22 43:23",
-        "node_aggregator": "47-49 48:25 49:26",
+        "node_source": "15-17 16:8 17:8",
+        "node_processor_a": "21-24 22:11 23:12 24:12",
+        "node_processor_b": "28-31 29:15 30:16 31:16",
+        "node_processor_c": "35-37 36:19 37:19",
+        "node_monitor": "41-43 42:22 43:22",
+        "node_aggregator": "47-49 48:25 49:25",
     },
 )
 

@@ -67,7 +67,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_api_call": "32-41 34:28 36:30 37:31 38:32 40:34 41:35",
+        "node_api_call": "32-41 34:28 36:30 37:31 38:32 40:34 41:34",
     },
 )
 

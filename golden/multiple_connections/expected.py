@@ -59,8 +59,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "13-20 14:9 20:15",
-        "node_alert_processor": "24-37 28:19 29:20 30:21 32:23 37:28",
+        "node_health_monitor": "13-20 14:9 20:14",
+        "node_alert_processor": "24-37 28:19 29:20 30:21 32:23 37:27",
     },
 )
 

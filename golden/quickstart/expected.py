@@ -46,8 +46,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_fetch": "16-18 17:16 18:17",
-        "node_process": "22-24 23:21 24:22",
+        "node_fetch": "16-18 17:16 18:16",
+        "node_process": "22-24 23:21 24:21",
     },
 )
 

@@ -34,7 +34,7 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_test_node": "16-18 17:8 18:9",
+        "node_test_node": "16-18 17:8 18:8",
     },
 )
 

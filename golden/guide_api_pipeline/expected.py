@@ -1,0 +1,147 @@
+"""Workflow "api_pipeline", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import json
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import RateLimiter, batch_process, parallel_map
+from runtime_lib.resources import Database, HttpClient, ResourceRegistry, Resources
+
+WORKFLOW = "api_pipeline"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
+NODES = ("fetch_users", "process_users", "store_users")
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "api": HttpClient("api", {"base_url": "https://api.example.com"}),
+    "db": Database("db", {"host": "localhost", "database": "myapp"}),
+}
+
+
+# Node 'fetch_users', rate-limited code: workflow.py:23
+async def code_fetch_users(*, page_num, api):
+    response = await api.get("/users", params={"page": page_num})
+    result = await response.json()
+    return result
+
+
+# Rate limit of node 'fetch_users', shared by every run in this process:
+# at most 5 starts at once, then 5.0 a second.
+limiter_fetch_users = RateLimiter(requests_per_second=5.0, burst_size=5)
+
+
+async def node_fetch_users(*, page_num, api):
+    await limiter_fetch_users.acquire()
+    return await code_fetch_users(page_num=page_num, api=api)
+
+
+# Node 'process_users', defines process_item: workflow.py:34
+async def functions_process_users(*, api):
+    async def process_item(user):
+        # Enrich user data
+        profile_response = await api.get(f"/users/{user['id']}/profile")
+        profile = await profile_response.json()
+
+        return {
+            "id": user["id"],
+            "name": user["name"],
+            "email": user["email"],
+            "profile": profile,
+        }
+
+    return process_item
+
+
+async def node_process_users(*, items, api):
+    process_item = await functions_process_users(api=api)
+    return await parallel_map(
+        process_item,
+        items,
+        max_workers=10,
+        timeout_per_item=5.0,
+        continue_on_error=True,
+    )
+
+
+# Node 'store_users', run once per batch of `items`: workflow.py:54
+async def code_store_users(*, items, batch_results, db):
+    async with db.acquire() as conn:
+        for user in items:
+            await conn.execute(
+                "INSERT INTO users (id, name, email, profile) VALUES ($1, $2, $3, $4)",
+                user["id"],
+                user["name"],
+                user["email"],
+                json.dumps(user["profile"]),
+            )
+        batch_results = [{"stored": True, "id": user["id"]} for user in items]
+    return batch_results
+
+
+async def node_store_users(*, items, db):
+    async def process_batch(chunk):
+        return await code_store_users(items=chunk, batch_results=[], db=db)
+
+    return await batch_process(process_batch, items, batch_size=50)
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "fetch_users",
+            node_fetch_users,
+            inputs=("page_num",),
+            resources=("api",),
+        )
+        await ctx.call(
+            "process_users",
+            node_process_users,
+            wires=(("items", "fetch_users", ()),),
+            resources=("api",),
+            timeout=None,
+        )
+        await ctx.call(
+            "store_users",
+            node_store_users,
+            wires=(("items", "process_users", ("results",)),),
+            resources=("db",),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "code_fetch_users": "26-29 27:27 28:28 29:28",
+        "functions_process_users": "43-56 44:37 46:39 47:40 49:42 56:47",
+        "code_store_users": "71-82 72:58 73:59 74:60 81:64 82:64",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

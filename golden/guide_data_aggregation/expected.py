@@ -1,0 +1,133 @@
+"""Workflow "data_aggregation", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import parallel_fetch
+
+WORKFLOW = "data_aggregation"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {
+    "crm_api": ("multi_fetch",),
+    "orders_api": ("multi_fetch",),
+    "inventory_api": ("multi_fetch",),
+    "analytics_api": ("multi_fetch",),
+}
+NODES = ("multi_fetch", "analyze")
+
+
+# Node 'multi_fetch', operation 'customers': workflow.py:13
+async def fetch_multi_fetch_customers(*, crm_api):
+    response = await crm_api.get("/customers")
+    result = await response.json()
+    return result
+
+
+# Node 'multi_fetch', operation 'orders': workflow.py:13
+async def fetch_multi_fetch_orders(*, orders_api):
+    response = await orders_api.get("/orders")
+    result = await response.json()
+    return result
+
+
+# Node 'multi_fetch', operation 'inventory': workflow.py:13
+async def fetch_multi_fetch_inventory(*, inventory_api):
+    response = await inventory_api.get("/products")
+    result = await response.json()
+    return result
+
+
+# Node 'multi_fetch', operation 'analytics': workflow.py:13
+async def fetch_multi_fetch_analytics(*, analytics_api):
+    response = await analytics_api.get("/metrics")
+    result = await response.json()
+    return result
+
+
+async def node_multi_fetch(*, crm_api, orders_api, inventory_api, analytics_api):
+    operations = {
+        "customers": lambda: fetch_multi_fetch_customers(crm_api=crm_api),
+        "orders": lambda: fetch_multi_fetch_orders(orders_api=orders_api),
+        "inventory": lambda: fetch_multi_fetch_inventory(inventory_api=inventory_api),
+        "analytics": lambda: fetch_multi_fetch_analytics(analytics_api=analytics_api),
+    }
+    return await parallel_fetch(
+        operations, timeout_per_operation=30.0, continue_on_error=True
+    )
+
+
+# Node 'analyze': workflow.py:39
+async def node_analyze(*, successful, failed):
+    # Extract successful results
+    customers = successful.get("customers", [])
+    orders = successful.get("orders", [])
+    inventory = successful.get("inventory", [])
+    analytics = successful.get("analytics", {})
+
+    # Perform analysis
+    customer_orders = {}
+    for order in orders:
+        customer_id = order["customer_id"]
+        if customer_id not in customer_orders:
+            customer_orders[customer_id] = []
+        customer_orders[customer_id].append(order)
+
+    # Generate insights
+    insights = {
+        "total_customers": len(customers),
+        "total_orders": len(orders),
+        "avg_orders_per_customer": len(orders) / len(customers) if customers else 0,
+        "top_customers": sorted(
+            customer_orders.items(), key=lambda x: len(x[1]), reverse=True
+        )[:10],
+    }
+
+    result = {
+        "insights": insights,
+        "data_sources": list(successful.keys()),
+        "failed_sources": list(failed.keys()) if failed else [],
+    }
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "multi_fetch",
+            node_multi_fetch,
+            inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+        )
+        await ctx.call(
+            "analyze",
+            node_analyze,
+            wires=(
+                ("successful", "multi_fetch", ("successful",)),
+                ("failed", "multi_fetch", ("failed",)),
+            ),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "fetch_multi_fetch_customers": "22-25 23:18 24:19 25:19",
+        "fetch_multi_fetch_orders": "29-32 30:22 31:23 32:23",
+        "fetch_multi_fetch_inventory": "36-39 37:26 38:27 39:27",
+        "fetch_multi_fetch_analytics": "43-46 44:30 45:31 46:31",
+        "node_analyze": "62-92 64:43 65:44 66:45 67:46 70:49 71:50 72:51 73:52 74:53 75:54 78:57 87:68 92:72",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,177 @@
+"""Workflow "file_processor", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import parallel_map
+from runtime_lib.resources import Database, ResourceRegistry, Resources
+
+WORKFLOW = "file_processor"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
+NODES = ("scan_files", "process_files", "store_results")
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "db": Database("db", {}),
+}
+
+
+# Node 'scan_files': workflow.py:22
+async def node_scan_files(*, input_directory):
+    import os
+    from pathlib import Path
+
+    directory = Path(input_directory)
+    files = []
+
+    for file_path in directory.rglob("*.csv"):
+        if file_path.is_file():
+            files.append(
+                {
+                    "path": str(file_path),
+                    "name": file_path.name,
+                    "size": file_path.stat().st_size,
+                    "modified": file_path.stat().st_mtime,
+                }
+            )
+
+    result = {"files": files, "total_files": len(files)}
+    return result
+
+
+# Node 'process_files', defines process_item: workflow.py:45
+async def functions_process_files():
+    async def process_item(file_info):
+        import pandas as pd
+        import asyncio
+
+        # Read CSV file
+        df = pd.read_csv(file_info["path"])
+
+        # Simulate processing time
+        await asyncio.sleep(0.1)
+
+        # Basic validation and stats
+        stats = {
+            "file": file_info["name"],
+            "rows": len(df),
+            "columns": len(df.columns),
+            "missing_values": df.isnull().sum().sum(),
+            "memory_usage": df.memory_usage(deep=True).sum(),
+        }
+
+        # Store processed data reference
+        processed_path = f"/processed/{file_info['name']}"
+        df.to_parquet(processed_path)
+
+        return {
+            "original_file": file_info["path"],
+            "processed_file": processed_path,
+            "stats": stats,
+            "success": True,
+        }
+
+    return process_item
+
+
+async def node_process_files(*, items):
+    process_item = await functions_process_files()
+    return await parallel_map(
+        process_item,
+        items,
+        max_workers=5,
+        timeout_per_item=300.0,
+        continue_on_error=True,
+    )
+
+
+# Node 'store_results': workflow.py:84
+async def node_store_results(*, results, errors, db):
+    import json
+
+    # Separate successful and failed processing
+    successful_files = [r for r in results if r.get("success")]
+    failed_files = [r for r in errors if r.get("error")]
+
+    # Store processing results
+    async with db.acquire() as conn:
+        for file_result in successful_files:
+            await conn.execute(
+                """
+            INSERT INTO file_processing_log
+            (file_path, processed_path, stats, processed_at)
+            VALUES ($1, $2, $3, NOW())
+        """,
+                file_result["original_file"],
+                file_result["processed_file"],
+                json.dumps(file_result["stats"]),
+            )
+
+    result = {
+        "processed_count": len(successful_files),
+        "failed_count": len(failed_files),
+        "total_rows": sum(f["stats"]["rows"] for f in successful_files),
+        "processing_summary": {
+            "successful_files": [f["original_file"] for f in successful_files],
+            "failed_files": [f["item"] for f in failed_files],
+        },
+    }
+    return result
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call("scan_files", node_scan_files, inputs=("input_directory",))
+        await ctx.call(
+            "process_files",
+            node_process_files,
+            wires=(("items", "scan_files", ("files",)),),
+            timeout=None,
+        )
+        await ctx.call(
+            "store_results",
+            node_store_results,
+            wires=(
+                ("results", "process_files", ("results",)),
+                ("errors", "process_files", ("errors",)),
+            ),
+            resources=("db",),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_scan_files": "23-42 24:25 25:26 27:28 28:29 30:31 31:32 32:33 41:40 42:40",
+        "functions_process_files": "46-77 47:48 48:49 49:50 52:53 55:56 58:59 67:68 68:69 70:71 77:76",
+        "node_store_results": "92-122 93:87 96:90 97:91 100:94 101:95 102:96 113:106 122:114",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,200 @@
+"""Workflow "service_integration", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Recover, Run, SourceMap, main
+from runtime_lib.patterns import CircuitBreaker, cache_get, cache_key, cache_set
+from runtime_lib.resources import Cache, HttpClient, ResourceRegistry, Resources
+
+WORKFLOW = "service_integration"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {
+    "request_data": ("primary_service", "use_backup"),
+    "item_id": ("cache_check", "fetch_fresh"),
+}
+NODES = (
+    "primary_service",
+    "try_primary",
+    "use_backup",
+    "cache_check",
+    "fetch_fresh",
+    "cache_store",
+)
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "primary_api": HttpClient(
+        "primary_api", {"base_url": "https://primary.service.com"}
+    ),
+    "backup_api": HttpClient("backup_api", {"base_url": "https://backup.service.com"}),
+    "cache": Cache("cache", {}),
+}
+
+
+# Node 'primary_service', guarded code: workflow.py:20
+async def code_primary_service(*, request_data, primary_api):
+    response = await primary_api.post("/process", json=request_data)
+    if response.status != 200:
+        raise Exception(f"Service error: {response.status}")
+    result = await response.json()
+    return result
+
+
+# Circuit breaker of node 'primary_service', shared by every run in this process:
+# opens after 5 failures in a row, tries once more after 60.0s.
+breaker_primary_service = CircuitBreaker(failure_threshold=5, reset_timeout=60.0)
+
+
+async def node_primary_service(*, request_data, primary_api):
+    return await breaker_primary_service.call(
+        lambda: code_primary_service(request_data=request_data, primary_api=primary_api)
+    )
+
+
+# Node 'try_primary': workflow.py:34
+async def node_try_primary(*, primary_result):
+    # Try primary service first
+    if primary_result.get("success", False):
+        result = primary_result
+    else:
+        raise Exception("Primary service unavailable")
+    return result
+
+
+# Node 'use_backup', fallback code: workflow.py:34
+async def code_use_backup(*, request_data, backup_api):
+    # Use backup service
+    response = await backup_api.post("/process", json=request_data)
+    result = await response.json()
+    result["_used_backup"] = True
+    return result
+
+
+async def node_use_backup(*, primary_output, primary_error, request_data, backup_api):
+    # 'try_primary' failed or timed out: only then does this node's code run.
+    if primary_error is None:
+        return primary_output
+    return await code_use_backup(request_data=request_data, backup_api=backup_api)
+
+
+# Node 'cache_check': look the key up in 'cache' (cache-aside, with 'fetch_fresh' and 'cache_store').
+async def node_cache_check(*, item_id, cache):
+    key = cache_key("service_data_{item_id}", {"item_id": item_id})
+    hit, value = await cache_get(cache, key)
+    return {"key": key, "hit": hit, "value": value}
+
+
+# Node 'fetch_fresh', fetch code, run on a cache miss: workflow.py:55
+async def code_fetch_fresh(*, backup_result, item_id, primary_api):
+    # Fetch fresh data if not cached
+    if not backup_result.get("_used_backup"):
+        result = backup_result
+    else:
+        # For backup results, try to refresh from primary
+        try:
+            response = await primary_api.get(f"/data/{item_id}")
+            result = await response.json()
+        except:
+            result = backup_result  # Fall back to backup data
+    return result
+
+
+async def node_fetch_fresh(*, lookup, backup_result, item_id, primary_api):
+    # A cache hit skips the fetch code.
+    if lookup["hit"]:
+        return lookup["value"]
+    return await code_fetch_fresh(
+        backup_result=backup_result, item_id=item_id, primary_api=primary_api
+    )
+
+
+# Node 'cache_store': store what 'fetch_fresh' fetched, for 1800s; output the data.
+async def node_cache_store(*, lookup, data, cache):
+    if not lookup["hit"]:
+        await cache_set(cache, lookup["key"], data, 1800)
+    return data
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "primary_service",
+            node_primary_service,
+            inputs=("request_data",),
+            resources=("primary_api",),
+        )
+        await ctx.call(
+            "try_primary",
+            node_try_primary,
+            wires=(("primary_result", "primary_service", ()),),
+            timeout=10.0,
+            on_error=Recover(),
+        )
+        await ctx.call(
+            "use_backup",
+            node_use_backup,
+            wires=(
+                ("primary_output", "try_primary", ()),
+                ("primary_error", "try_primary", None),
+            ),
+            inputs=("request_data",),
+            resources=("backup_api",),
+        )
+        await ctx.call(
+            "cache_check",
+            node_cache_check,
+            after=("use_backup",),
+            inputs=("item_id",),
+            resources=("cache",),
+        )
+        await ctx.call(
+            "fetch_fresh",
+            node_fetch_fresh,
+            wires=(("backup_result", "use_backup", ()), ("lookup", "cache_check", ())),
+            inputs=("item_id",),
+            resources=("primary_api",),
+        )
+        await ctx.call(
+            "cache_store",
+            node_cache_store,
+            wires=(("lookup", "cache_check", ()), ("data", "fetch_fresh", ())),
+            resources=("cache",),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "code_primary_service": "37-42 38:24 39:25 40:26 41:27 42:27",
+        "node_try_primary": "57-63 59:40 60:41 62:43 63:43",
+        "code_use_backup": "67-72 69:47 70:48 71:49 72:49",
+        "code_fetch_fresh": "90-101 92:62 93:63 96:66 97:67 98:68 100:70 101:70",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

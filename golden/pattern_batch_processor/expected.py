@@ -1,0 +1,53 @@
+"""Workflow "batch_processor", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import batch_process
+
+WORKFLOW = "batch_processor"
+
+
+# Node 'load': workflow.py:7
+async def node_load():
+    result = list(range(1, 11))
+    return result
+
+
+# Node 'square', run once per batch of `items`: workflow.py:8
+async def code_square(*, items, batch_results):
+    batch_results = [{"n": n, "square": n * n, "batch_size": len(items)} for n in items]
+    return batch_results
+
+
+async def node_square(*, items):
+    async def process_batch(chunk):
+        return await code_square(items=chunk, batch_results=[])
+
+    return await batch_process(process_batch, items, batch_size=4)
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        await ctx.call("load", node_load)
+        await ctx.call("square", node_square, wires=(("items", "load", ()),))
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_load": "14-16 15:7 16:7",
+        "code_square": "20-22 21:12 22:12",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

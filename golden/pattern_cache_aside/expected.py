@@ -1,0 +1,106 @@
+"""Workflow "cache_aside", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import cache_get, cache_key, cache_set
+from runtime_lib.resources import Cache, ResourceRegistry, Resources
+
+WORKFLOW = "cache_aside"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {
+    "user_id": ("profile_cached", "profile_fetch"),
+    "fetches": ("profile_fetch",),
+    "tier": ("profile_fetch",),
+}
+NODES = ("profile_cached", "profile_fetch", "profile_store")
+# Opened on first use, closed when the run ends. Every setting can be overridden from
+# the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
+RESOURCES = {
+    "cache": Cache("cache", {"host": "localhost"}),
+}
+
+
+# Node 'profile_cached': look the key up in 'cache' (cache-aside, with 'profile_fetch' and 'profile_store').
+async def node_profile_cached(*, user_id, cache):
+    key = cache_key("profile_{user_id}", {"user_id": user_id})
+    hit, value = await cache_get(cache, key)
+    return {"key": key, "hit": hit, "value": value}
+
+
+# Node 'profile_fetch', fetch code, run on a cache miss: workflow.py:10
+async def code_profile_fetch(*, fetches, user_id, tier):
+    fetches.append(user_id)
+    result = {"id": user_id, "name": f"user-{user_id}", "tier": tier}
+    return result
+
+
+async def node_profile_fetch(*, lookup, fetches, user_id, tier):
+    # A cache hit skips the fetch code.
+    if lookup["hit"]:
+        return lookup["value"]
+    return await code_profile_fetch(fetches=fetches, user_id=user_id, tier=tier)
+
+
+# Node 'profile_store': store what 'profile_fetch' fetched, for 300s; output the data.
+async def node_profile_store(*, lookup, data, cache):
+    if not lookup["hit"]:
+        await cache_set(cache, lookup["key"], data, 300)
+    return data
+
+
+async def run(
+    inputs: dict | None = None,
+    *,
+    resources: dict | None = None,
+    registry: ResourceRegistry | None = None,
+    environ: dict | None = None,
+) -> dict:
+    """Run the workflow once and return its envelope.
+
+    `resources` and `registry` inject ready-made resource objects (tests, mocks);
+    `environ` replaces os.environ for settings and secrets.
+    """
+    opened = Resources(
+        RESOURCES, injected=resources, registry=registry, environ=environ
+    )
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "profile_cached",
+            node_profile_cached,
+            inputs=("user_id",),
+            resources=("cache",),
+        )
+        await ctx.call(
+            "profile_fetch",
+            node_profile_fetch,
+            wires=(("lookup", "profile_cached", ()),),
+            inputs=("fetches", "user_id", "tier"),
+        )
+        await ctx.call(
+            "profile_store",
+            node_profile_store,
+            wires=(("lookup", "profile_cached", ()), ("data", "profile_fetch", ())),
+            resources=("cache",),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "code_profile_fetch": "34-37 35:16 36:17 37:17",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,83 @@
+"""Workflow "circuit_breaker", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import CircuitBreaker
+
+WORKFLOW = "circuit_breaker"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
+NODES = ("charge", "refund")
+
+
+# Node 'charge', guarded code: workflow.py:7
+async def code_charge(*, amount, limit):
+    if amount > limit:
+        raise ValueError(f"amount {amount} over limit {limit}")
+    result = {"charged": amount}
+    return result
+
+
+# Circuit breaker of node 'charge', shared by every run in this process:
+# opens after 3 failures in a row, tries once more after 30.0s.
+breaker_charge = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
+
+
+async def node_charge(*, amount, limit):
+    return await breaker_charge.call(lambda: code_charge(amount=amount, limit=limit))
+
+
+# Node 'refund', guarded code: workflow.py:18
+async def code_refund():
+    raise ConnectionError("refund service down")
+
+
+# Circuit breaker of node 'refund', shared by every run in this process:
+# opens after 3 failures in a row, tries once more after 30.0s.
+breaker_refund = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
+
+
+async def node_refund():
+    return await breaker_refund.call(lambda: code_refund())
+
+
+async def chain_charge(ctx: Run) -> None:
+    await ctx.call("charge", node_charge, inputs=("amount", "limit"))
+
+
+async def chain_refund(ctx: Run) -> None:
+    await ctx.call("refund", node_refund)
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await asyncio.gather(
+            chain_charge(ctx),
+            chain_refund(ctx),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "code_charge": "19-23 20:11 21:12 22:13 23:13",
+        "code_refund": "36-37 37:22",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,88 @@
+"""Workflow "parallel_fetch", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import parallel_fetch
+
+WORKFLOW = "parallel_fetch"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"count": ("multi_fetch",)}
+NODES = ("multi_fetch", "summary")
+
+
+# Node 'multi_fetch', operation 'fast': workflow.py:7
+async def fetch_multi_fetch_fast(*, count):
+    await asyncio.sleep(0.01)
+    result = {"source": "fast", "count": count}
+    return result
+
+
+# Node 'multi_fetch', operation 'slow': workflow.py:7
+async def fetch_multi_fetch_slow():
+    await asyncio.sleep(30)
+    result = "never"
+    return result
+
+
+# Node 'multi_fetch', operation 'broken': workflow.py:7
+async def fetch_multi_fetch_broken(*, count):
+    result = {"ratio": count / 0}
+    return result
+
+
+async def node_multi_fetch(*, count):
+    operations = {
+        "fast": lambda: fetch_multi_fetch_fast(count=count),
+        "slow": fetch_multi_fetch_slow,
+        "broken": lambda: fetch_multi_fetch_broken(count=count),
+    }
+    return await parallel_fetch(
+        operations, timeout_per_operation=0.2, continue_on_error=True
+    )
+
+
+# Node 'summary': workflow.py:27
+async def node_summary(*, successful, failed):
+    result = {"ok": sorted(successful), "failed": sorted(failed)}
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call("multi_fetch", node_multi_fetch, inputs=("count",))
+        await ctx.call(
+            "summary",
+            node_summary,
+            wires=(
+                ("successful", "multi_fetch", ("successful",)),
+                ("failed", "multi_fetch", ("failed",)),
+            ),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "fetch_multi_fetch_fast": "19-22 20:12 21:13 22:13",
+        "fetch_multi_fetch_slow": "26-29 27:16 28:17 29:17",
+        "fetch_multi_fetch_broken": "33-35 34:20 35:20",
+        "node_summary": "50-52 51:28 52:28",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

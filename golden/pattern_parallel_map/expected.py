@@ -1,0 +1,72 @@
+"""Workflow "parallel_map", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import parallel_map
+
+WORKFLOW = "parallel_map"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"greeting": ("enrich",)}
+NODES = ("load", "enrich")
+
+
+# Node 'load': workflow.py:7
+async def node_load():
+    result = {"users": [{"id": i, "name": f"user{i}"} for i in range(6)]}
+    return result
+
+
+# Node 'enrich', defines process_item: workflow.py:8
+async def functions_enrich(*, greeting):
+    async def process_item(user):
+        await asyncio.sleep(0.001)
+        if user["id"] == 4:
+            raise ValueError(f"user {user['id']} has no profile")
+        return {"id": user["id"], "greeting": f"{greeting}, {user['name']}"}
+
+    return process_item
+
+
+async def node_enrich(*, items, greeting):
+    process_item = await functions_enrich(greeting=greeting)
+    return await parallel_map(
+        process_item, items, max_workers=3, timeout_per_item=5.0, continue_on_error=True
+    )
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call("load", node_load)
+        await ctx.call(
+            "enrich",
+            node_enrich,
+            wires=(("items", "load", ("users",)),),
+            inputs=("greeting",),
+            timeout=None,
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_load": "19-21 20:7 21:7",
+        "functions_enrich": "25-32 26:11 27:12 28:13 29:14 30:15 32:15",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

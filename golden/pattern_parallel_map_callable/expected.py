@@ -1,0 +1,160 @@
+"""Workflow "controlling_concurrency", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+import functools
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import parallel_map
+
+WORKFLOW = "controlling_concurrency"
+
+
+# Node 'numbers': workflow.py:36
+async def node_numbers():
+    result = list(range(20))
+    return result
+
+
+# Node 'cpu_intensive', defines process_item: workflow.py:39
+@functools.cache
+def functions_cpu_intensive():
+    def cpu_bound_function(item):
+        return {"item": item, "digest": digest(str(item))}
+
+    ROUNDS = 200
+
+    import hashlib
+
+    def digest(text):
+        value = text.encode()
+        for _ in range(ROUNDS):
+            value = hashlib.sha256(value).digest()
+        return value.hex()[:12]
+
+    process_item = cpu_bound_function
+    return process_item
+
+
+def item_cpu_intensive(item):
+    # Module level, so the process pool can pickle it by reference.
+    return functions_cpu_intensive()(item)
+
+
+async def node_cpu_intensive(*, items):
+    process_item = item_cpu_intensive
+    return await parallel_map(
+        process_item,
+        items,
+        max_workers=4,
+        batch_size=10,
+        timeout_per_item=5.0,
+        executor="process",
+    )
+
+
+# Node 'io_intensive', defines process_item: workflow.py:48
+async def functions_io_intensive():
+    def io_bound_function(item):
+        return {"item": item, "root": math.isqrt(item)}
+
+    import math
+
+    process_item = io_bound_function
+    return process_item
+
+
+async def node_io_intensive(*, items):
+    process_item = await functions_io_intensive()
+    return await parallel_map(
+        process_item,
+        items,
+        max_workers=50,
+        batch_size=100,
+        timeout_per_item=5.0,
+        executor="thread",
+    )
+
+
+# Node 'memory_intensive', defines process_item: workflow.py:56
+async def functions_memory_intensive():
+    def memory_bound_function(item):
+        block = [item] * 1000
+        return sum(block)
+
+    process_item = memory_bound_function
+    return process_item
+
+
+async def node_memory_intensive(*, items):
+    process_item = await functions_memory_intensive()
+    return await parallel_map(
+        process_item,
+        items,
+        max_workers=5,
+        batch_size=5,
+        timeout_per_item=120.0,
+        executor="thread",
+    )
+
+
+async def chain_numbers(ctx: Run) -> None:
+    await ctx.call("numbers", node_numbers)
+    await ctx.call(
+        "cpu_intensive",
+        node_cpu_intensive,
+        wires=(("items", "numbers", ()),),
+        timeout=None,
+    )
+
+
+async def chain_io_intensive(ctx: Run) -> None:
+    await ctx.wait("numbers")
+    await ctx.call(
+        "io_intensive",
+        node_io_intensive,
+        wires=(("items", "numbers", ()),),
+        timeout=None,
+    )
+
+
+async def chain_memory_intensive(ctx: Run) -> None:
+    await ctx.wait("numbers")
+    await ctx.call(
+        "memory_intensive",
+        node_memory_intensive,
+        wires=(("items", "numbers", ()),),
+        timeout=None,
+    )
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        await asyncio.gather(
+            chain_numbers(ctx),
+            chain_io_intensive(ctx),
+            chain_memory_intensive(ctx),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_numbers": "17-19 18:36 19:36",
+        "functions_cpu_intensive": "24-39 25:22 26:23 28:25 30:27 32:29 33:30 34:31 35:32 36:33 38:35 39:35",
+        "functions_io_intensive": "60-67 61:26 62:27 64:29 66:31 67:31",
+        "functions_memory_intensive": "83-89 84:30 85:31 86:32 88:34 89:34",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

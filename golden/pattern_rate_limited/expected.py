@@ -1,0 +1,54 @@
+"""Workflow "rate_limited", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import Run, SourceMap, main
+from runtime_lib.patterns import RateLimiter
+
+WORKFLOW = "rate_limited"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"page_num": ("fetch_page",)}
+NODES = ("fetch_page",)
+
+
+# Node 'fetch_page', rate-limited code: workflow.py:7
+async def code_fetch_page(*, page_num):
+    result = {"page": page_num, "items": [page_num * 10 + i for i in range(3)]}
+    return result
+
+
+# Rate limit of node 'fetch_page', shared by every run in this process:
+# at most 2 starts at once, then 5.0 a second.
+limiter_fetch_page = RateLimiter(requests_per_second=5.0, burst_size=2)
+
+
+async def node_fetch_page(*, page_num):
+    await limiter_fetch_page.acquire()
+    return await code_fetch_page(page_num=page_num)
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call("fetch_page", node_fetch_page, inputs=("page_num",))
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "code_fetch_page": "17-19 18:11 19:11",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

@@ -1,0 +1,57 @@
+"""Workflow "retry_with_backoff", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+from runtime_lib import RetryPolicy, Run, SourceMap, main
+
+WORKFLOW = "retry_with_backoff"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"calls": ("operation",)}
+NODES = ("operation",)
+
+
+# Node 'operation': workflow.py:7
+async def node_operation(*, calls):
+    calls.append(len(calls) + 1)
+    if len(calls) < 3:
+        raise ConnectionError(f"attempt {len(calls)} failed")
+    result = {"succeeded_on": len(calls)}
+    return result
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await ctx.call(
+            "operation",
+            node_operation,
+            inputs=("calls",),
+            retry=RetryPolicy(
+                max_attempts=5,
+                initial_delay=0.01,
+                backoff_factor=2.0,
+                max_delay=0.05,
+                retry_on=(ConnectionError,),
+            ),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_operation": "16-21 17:11 18:12 19:13 20:14 21:14",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))

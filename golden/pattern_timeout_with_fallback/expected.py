@@ -1,0 +1,114 @@
+"""Workflow "timeout_with_fallback", compiled by kflowc from workflow.py.
+
+Generated code: change workflow.py and rebuild with `kflowc build`.
+Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+"""
+
+import asyncio
+
+from runtime_lib import Recover, Run, SourceMap, main
+
+WORKFLOW = "timeout_with_fallback"
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {"delay": ("quote_live",)}
+NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
+
+
+# Node 'quote_live': workflow.py:7
+async def node_quote_live(*, delay):
+    await asyncio.sleep(delay)
+    result = {"price": 101.5, "source": "live"}
+    return result
+
+
+# Node 'quote_cached', fallback code: workflow.py:7
+async def code_quote_cached():
+    result = {"price": 100.0, "source": "cached"}
+    return result
+
+
+async def node_quote_cached(*, primary_output, primary_error):
+    # 'quote_live' failed or timed out: only then does this node's code run.
+    if primary_error is None:
+        return primary_output
+    return await code_quote_cached()
+
+
+# Node 'rate_live': workflow.py:20
+async def node_rate_live():
+    result = {"rate": 1.08, "source": "live"}
+    return result
+
+
+# Node 'rate_cached', fallback code: workflow.py:20
+async def code_rate_cached():
+    result = {"rate": 1.0, "source": "cached"}
+    return result
+
+
+async def node_rate_cached(*, primary_output, primary_error):
+    # 'rate_live' failed or timed out: only then does this node's code run.
+    if primary_error is None:
+        return primary_output
+    return await code_rate_cached()
+
+
+async def chain_quote_live(ctx: Run) -> None:
+    await ctx.call(
+        "quote_live",
+        node_quote_live,
+        inputs=("delay",),
+        timeout=0.1,
+        on_error=Recover(),
+    )
+    await ctx.call(
+        "quote_cached",
+        node_quote_cached,
+        wires=(
+            ("primary_output", "quote_live", ()),
+            ("primary_error", "quote_live", None),
+        ),
+    )
+
+
+async def chain_rate_live(ctx: Run) -> None:
+    await ctx.call("rate_live", node_rate_live, timeout=5.0, on_error=Recover())
+    await ctx.call(
+        "rate_cached",
+        node_rate_cached,
+        wires=(
+            ("primary_output", "rate_live", ()),
+            ("primary_error", "rate_live", None),
+        ),
+    )
+
+
+async def run(inputs: dict | None = None) -> dict:
+    """Run the workflow once and return its envelope."""
+    async with Run(
+        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+    ) as ctx:
+        if not ctx.require(REQUIRED_INPUTS):
+            ctx.skip_all(NODES)
+            return ctx.envelope()
+        await asyncio.gather(
+            chain_quote_live(ctx),
+            chain_rate_live(ctx),
+        )
+    return ctx.envelope()
+
+
+# Lines of this module -> lines of workflow.py, so errors name the user's own line.
+SOURCE_MAP = SourceMap(
+    "workflow.py",
+    {
+        "node_quote_live": "18-21 19:12 20:13 21:13",
+        "code_quote_cached": "25-27 26:16 27:16",
+        "node_rate_live": "38-40 39:25 40:25",
+        "code_rate_cached": "44-46 45:28 46:28",
+    },
+)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(run))
