@@ -1,0 +1,118 @@
+"""batch_process: hand items to `process_batch` in chunks of `batch_size`, one chunk at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
+from itertools import islice
+from typing import Any
+
+_END: Any = object()  # queued when the stream's reader stops, for whatever reason
+
+
+async def batch_process(
+    process_batch: Callable[[list[Any]], Awaitable[list[Any]]],
+    items: Iterable[Any] | AsyncIterable[Any],
+    *,
+    batch_size: int = 100,
+    flush_interval: float | None = None,
+) -> dict[str, Any]:
+    """Run `process_batch` on each chunk; return `{"results", "processed_count", "batches"}`.
+
+    `results` concatenates what each call returned. `items` may be an async iterable; then,
+    with `flush_interval`, a partial chunk is processed once that many seconds have passed
+    since its first item arrived, even if the stream is quiet. The last partial chunk is
+    always processed; if an async stream fails, the items it gave are processed first.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if flush_interval is not None and not flush_interval > 0:
+        raise ValueError(f"flush_interval must be None or > 0 seconds, got {flush_interval!r}")
+    results: list[Any] = []
+    processed = 0
+    batches = 0
+
+    async def run(chunk: list[Any]) -> None:
+        nonlocal processed, batches
+        out = await process_batch(chunk)
+        if out is None:
+            raise TypeError("process_batch returned None; it must return the batch's results list")
+        results.extend(out)
+        processed += len(chunk)
+        batches += 1
+
+    if isinstance(items, AsyncIterable):
+        async with aclosing(_stream_chunks(items, batch_size, flush_interval)) as chunks:
+            async for chunk in chunks:
+                await run(chunk)
+    else:
+        source = iter(items)
+        while chunk := list(islice(source, batch_size)):
+            await run(chunk)
+    return {"results": results, "processed_count": processed, "batches": batches}
+
+
+async def _stream_chunks(
+    items: AsyncIterable[Any], batch_size: int, flush_interval: float | None
+) -> AsyncIterator[list[Any]]:
+    if flush_interval is None:
+        chunk: list[Any] = []
+        async for item in items:
+            chunk.append(item)
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        return
+
+    # A reader task feeds a queue so that waiting for the next item can time out without
+    # cancelling the stream itself (that would close an async generator for good).
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = asyncio.Semaphore(batch_size)  # the reader stays at most one chunk ahead
+
+    async def read() -> None:
+        async for item in items:
+            await room.acquire()
+            queue.put_nowait((loop.time(), item))
+
+    def reader_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved here; re-raised below once the items are flushed
+        queue.put_nowait(_END)
+
+    reader = asyncio.create_task(read())
+    reader.add_done_callback(reader_done)
+    try:
+        chunk = []
+        deadline = 0.0
+        while True:
+            if chunk and loop.time() >= deadline:
+                yield chunk
+                chunk = []
+            if chunk:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        entry = await queue.get()
+                except TimeoutError:
+                    continue  # flushed at the top of the loop
+            else:
+                entry = await queue.get()
+            if entry is _END:
+                break
+            room.release()
+            arrived, item = entry
+            if not chunk:
+                deadline = arrived + flush_interval
+            chunk.append(item)
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        if not reader.cancelled() and (error := reader.exception()) is not None:
+            raise error
+    finally:
+        reader.cancel()

@@ -1,0 +1,275 @@
+"""Where parallel_map's items run: the executor seam.
+
+An executor runs *chunks* of `(index, item)` pairs and answers one *outcome* per item:
+
+    (index, True, value)                     the item succeeded
+    (index, False, (message, error_type))    the item failed (see `_errors.describe`)
+
+Outcomes are plain data, so they cross process and network boundaries (a Dask worker) without
+pickling exceptions. For each parallel_map call an executor opens a *session* (a pool, a cluster
+client) sized for `max_workers` and yields its `run_chunk` coroutine function; parallel_map's
+`max_workers` worker tasks each await one chunk at a time, so at most `max_workers` chunks, and as
+a chunk runs its items one by one, at most `max_workers` items, are in flight.
+
+A new engine is one class with `chunk_size` and `session`, registered by name:
+
+    register_executor("dask", lambda: DaskExecutor(client))
+
+and its workers run `run_chunk_sync(process_item, chunk, timeout_per_item)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
+
+from ._errors import describe
+
+Chunk = list[tuple[int, Any]]
+Outcome = tuple[int, bool, Any]
+RunChunk = Callable[[Chunk], Awaitable[list[Outcome]]]
+
+
+class Executor(Protocol):
+    """What parallel_map needs from an engine that runs items."""
+
+    def chunk_size(self, total: int | None, max_workers: int) -> int:
+        """Items per chunk when parallel_map is given no `batch_size` (`total` None: unknown)."""
+        ...
+
+    def session(
+        self,
+        process_item: Callable[[Any], Any],
+        *,
+        max_workers: int,
+        timeout_per_item: float | None,
+    ) -> AbstractAsyncContextManager[RunChunk]:
+        """Open what one parallel_map call needs and yield `run_chunk(chunk) -> outcomes`.
+
+        `run_chunk` answers one outcome per item of its chunk, in any order. It applies
+        `timeout_per_item` to each item on its own and never raises for an item's failure; if it
+        raises anyway, parallel_map records every item of that chunk as failed with that error.
+        """
+        ...
+
+
+def is_async_callable(fn: object) -> bool:
+    """True for a coroutine function, a partial of one, or an object with `async def __call__`."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return callable(fn) and inspect.iscoroutinefunction(fn.__call__)
+
+
+async def _run_items(
+    call: Callable[[Any], Awaitable[Any]], chunk: Chunk, timeout: float | None
+) -> list[Outcome]:
+    """Await `call(item)` for each item in turn, each under its own timeout."""
+    outcomes: list[Outcome] = []
+    for index, item in chunk:
+        try:
+            if timeout is None:
+                value = await call(item)
+            else:
+                async with asyncio.timeout(timeout):
+                    value = await call(item)
+        except Exception as exc:
+            outcomes.append((index, False, describe(exc)))
+        else:
+            outcomes.append((index, True, value))
+    return outcomes
+
+
+class AsyncExecutor:
+    """Coroutine functions on the running loop.
+
+    parallel_map does not go through `session` for this executor: it runs its own per-item loop,
+    which is the fast path. The session exists so the executor also works where only the
+    protocol is known.
+    """
+
+    def chunk_size(self, total: int | None, max_workers: int) -> int:
+        return 1
+
+    @asynccontextmanager
+    async def session(
+        self,
+        process_item: Callable[[Any], Awaitable[Any]],
+        *,
+        max_workers: int,
+        timeout_per_item: float | None,
+    ) -> AsyncIterator[RunChunk]:
+        async def run_chunk(chunk: Chunk) -> list[Outcome]:
+            return await _run_items(process_item, chunk, timeout_per_item)
+
+        yield run_chunk
+
+
+class ThreadExecutor:
+    """Sync functions in a thread pool of `max_workers` threads, so the loop never blocks.
+
+    A timed-out item is recorded as failed at once, but its thread runs until the function
+    returns (threads cannot be interrupted); the pool's size still bounds how many run.
+    """
+
+    def chunk_size(self, total: int | None, max_workers: int) -> int:
+        return 1
+
+    @asynccontextmanager
+    async def session(
+        self,
+        process_item: Callable[[Any], Any],
+        *,
+        max_workers: int,
+        timeout_per_item: float | None,
+    ) -> AsyncIterator[RunChunk]:
+        if is_async_callable(process_item):
+            raise TypeError(
+                "executor 'thread' runs a sync process_item; this one is a coroutine function "
+                "(use executor='async')"
+            )
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(max_workers, thread_name_prefix="kflow-parallel-map")
+
+        def call(item: Any) -> Awaitable[Any]:
+            return loop.run_in_executor(pool, process_item, item)
+
+        async def run_chunk(chunk: Chunk) -> list[Outcome]:
+            return await _run_items(call, chunk, timeout_per_item)
+
+        try:
+            yield run_chunk
+        finally:
+            # wait=False: a thread still running a timed-out item must not block the loop.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ProcessExecutor:
+    """A `ProcessPoolExecutor` of `max_workers` forked processes; items travel in chunks.
+
+    `process_item` must be picklable (a module-level function); a sync one runs directly, a
+    coroutine function runs on an event loop kept per worker process. Values must be picklable
+    too: a chunk whose result cannot be sent back fails as a whole.
+    """
+
+    def chunk_size(self, total: int | None, max_workers: int) -> int:
+        # About four chunks per worker: few round trips, yet a slow chunk cannot idle the rest.
+        if total is None:
+            return 64
+        return max(1, min(256, -(-total // (max_workers * 4))))
+
+    @asynccontextmanager
+    async def session(
+        self,
+        process_item: Callable[[Any], Any],
+        *,
+        max_workers: int,
+        timeout_per_item: float | None,
+    ) -> AsyncIterator[RunChunk]:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        loop = asyncio.get_running_loop()
+        pool = ProcessPoolExecutor(
+            max_workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_reset_sigint,
+        )
+
+        async def run_chunk(chunk: Chunk) -> list[Outcome]:
+            return await loop.run_in_executor(
+                pool, run_chunk_sync, process_item, chunk, timeout_per_item
+            )
+
+        finished = False
+        try:
+            yield run_chunk
+            finished = True
+        finally:
+            if finished:
+                # Reap the workers, off the loop's thread.
+                await asyncio.to_thread(pool.shutdown)
+            else:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reset_sigint() -> None:
+    # A forked worker inherits asyncio.run's SIGINT handler, which points at the parent's loop.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def run_chunk_sync(
+    process_item: Callable[[Any], Any], chunk: Chunk, timeout_per_item: float | None
+) -> list[Outcome]:
+    """Run one chunk item by item in this process; what a process or cluster worker executes.
+
+    A sync item's timeout is enforced with SIGALRM, which only exists in a process's main
+    thread; elsewhere (a Dask worker thread) the engine must bound the time itself.
+    """
+    if is_async_callable(process_item):
+        # A loop per chunk: simple, and cheap next to shipping the chunk to another process.
+        return asyncio.run(_run_items(process_item, chunk, timeout_per_item))
+    outcomes: list[Outcome] = []
+    for index, item in chunk:
+        try:
+            value = _call_with_alarm(process_item, item, timeout_per_item)
+        except Exception as exc:
+            outcomes.append((index, False, describe(exc)))
+        else:
+            outcomes.append((index, True, value))
+    return outcomes
+
+
+def _call_with_alarm(fn: Callable[[Any], Any], item: Any, timeout: float | None) -> Any:
+    import signal
+
+    if (
+        timeout is None
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return fn(item)
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"item timed out after {timeout}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return fn(item)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_FACTORIES: dict[str, Callable[[], Executor]] = {
+    "async": AsyncExecutor,
+    "thread": ThreadExecutor,
+    "process": ProcessExecutor,
+}
+
+
+def register_executor(name: str, factory: Callable[[], Executor]) -> None:
+    """Make `parallel_map(..., executor=name)` use `factory()`; replaces an earlier one."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"executor name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise TypeError(f"executor factory for {name!r} must be callable, got {factory!r}")
+    _FACTORIES[name] = factory
+
+
+def get_executor(name: str) -> Executor:
+    """A new executor of the registered kind `name`."""
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        known = ", ".join(sorted(_FACTORIES))
+        raise ValueError(f"unknown executor {name!r}; registered: {known}") from None
+    return factory()
