@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from compiler.errors import CompileError, Diagnostic, error
-from compiler.ir import CodeBlock, Node, SourceLocation, Workflow
+from compiler.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
 from compiler.transforms import OptionalInput, OptionalInputs, return_result
 
 # Modules the guide's examples use without importing them.
@@ -73,6 +73,8 @@ class WorkflowAnalysis:
     imports: tuple[str, ...]
     retry_exceptions: dict[str, str]  # dotted name -> "module" to import ("" for builtins)
     warnings: tuple[Diagnostic, ...] = field(default=())
+    # Custom resources' inlined callables, by resource name.
+    resource_codes: dict[str, tuple[tuple[str, CodeAnalysis], ...]] = field(default_factory=dict)
 
 
 def _code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
@@ -292,11 +294,37 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
                     exceptions[name] = resolve_exception(name, node)
         except CompileError as exc:
             errors.extend(exc.diagnostics)
+    resource_codes: dict[str, tuple[tuple[str, CodeAnalysis], ...]] = {}
+    for resource in workflow.resources:
+        try:
+            resource_codes[resource.name] = _analyse_resource(resource, imports)
+        except CompileError as exc:
+            errors.extend(exc.diagnostics)
     if errors:
         raise CompileError(errors)
     return WorkflowAnalysis(
-        workflow, nodes, tuple(sorted(imports)), exceptions, tuple(warnings)
+        workflow, nodes, tuple(sorted(imports)), exceptions, tuple(warnings), resource_codes
     )
+
+
+def _analyse_resource(
+    resource: Resource, imports: set[str]
+) -> tuple[tuple[str, CodeAnalysis], ...]:
+    """A custom resource's inlined callables: self-contained, but for stdlib modules."""
+    analysed = []
+    for role, block in resource.codes:
+        code = analyse_code(block, resource.name, what=f"resource {role}", returns=role)
+        for name in code.free_names:
+            if name in AUTO_IMPORTS:
+                imports.add(name)
+            elif name not in _BUILTINS:
+                raise error(
+                    "KF031", f"resource {resource.name!r}: its {role} uses {name!r}, which "
+                    "is not defined where it is inlined", resource.location,
+                    "define or import it at module level beside the function",
+                )
+        analysed.append((role, code))
+    return tuple(analysed)
 
 
 # The names the guide's code uses for "the" resource of a kind.

@@ -20,7 +20,6 @@ from compiler.errors import error
 from compiler.ir import (
     CodeBlock,
     Connection,
-    FrozenDict,
     Node,
     NodeOptions,
     Resource,
@@ -39,7 +38,6 @@ class RuntimeExtras:
 
     secrets: dict[str, str] = field(default_factory=dict)
     registry: Any = None
-    callables: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 # Keyed by the identity of a built Workflow (equal workflows may carry different
@@ -278,25 +276,30 @@ class AsyncWorkflowBuilder:
         health_check: Callable[..., Any] | None = None,
         cleanup_handler: Callable[..., Any] | None = None,
     ) -> AsyncWorkflowBuilder:
-        """A custom resource made by `factory` (inlined into the module)."""
+        """A custom resource made by `factory` (sync or async), checked by `health_check`
+        and closed by `cleanup_handler`; kflowc inlines all three into the module."""
+        from compiler.inline import inline_callable
+
         site = caller_site()
-        for role, fn in (("factory", factory), ("health_check", health_check),
-                         ("cleanup", cleanup_handler)):
-            if fn is not None:
-                self._extras.callables[f"{name}.{role}"] = fn
-        settings = {"factory": _callable_ref(factory)}
-        if health_check is not None:
-            settings["health_check"] = _callable_ref(health_check)
-        if cleanup_handler is not None:
-            settings["cleanup"] = _callable_ref(cleanup_handler)
-        self._resources[name] = Resource(name, "custom", freeze(settings), site.location)
+        self._check_resource_name(name, site)
+        roles = (("factory", factory), ("health_check", health_check),
+                 ("cleanup", cleanup_handler))
+        codes = tuple(
+            (role, inline_callable(fn, role, site.location))
+            for role, fn in roles
+            if fn is not None
+        )
+        self._resources[name] = Resource(name, "custom", location=site.location, codes=codes)
         return self
 
-    def _add_resource(self, name: str, kind: str, settings: dict[str, Any]) -> AsyncWorkflowBuilder:
-        site = caller_site()
+    def _check_resource_name(self, name: str, site: CallSite) -> None:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise error("KF014", f"resource name {name!r} is not a usable Python name",
                         site.location, "node code uses a resource by its name, e.g. 'db'")
+
+    def _add_resource(self, name: str, kind: str, settings: dict[str, Any]) -> AsyncWorkflowBuilder:
+        site = caller_site()
+        self._check_resource_name(name, site)
         public, secret_values = split_secrets(name, settings)
         self._extras.secrets.update(secret_values)
         self._resources[name] = Resource(name, kind, freeze(public), site.location)
@@ -321,11 +324,6 @@ class AsyncWorkflowBuilder:
         graph.validate(workflow)
         attach_extras(workflow, self._extras)
         return workflow
-
-
-def _callable_ref(fn: Callable[..., Any]) -> FrozenDict:
-    return freeze({"module": getattr(fn, "__module__", None),
-                   "qualname": getattr(fn, "__qualname__", repr(fn))})
 
 
 def _registry_names(registry: Any) -> list[str]:

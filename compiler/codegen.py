@@ -10,6 +10,7 @@ through `repr`, so no id or string can inject code.
 from __future__ import annotations
 
 import keyword
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class ModuleContext:
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
     resources: list[tuple[str, str]] = field(default_factory=list)  # (name, constructor source)
+    resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
 
     @property
@@ -186,6 +188,7 @@ class ModuleBuilder:
         self.imports: set[str] = set(analysis.imports)
         self.emitted: dict[str, Emitted] = {}
         self.handlers: dict[str, NodeFunction] = {}
+        self.resource_functions: list[NodeFunction] = []
         self.resource_kinds = {r.name: r.kind for r in self.workflow.resources}
         self.used_resources = {
             dict(a.resource_aliases).get(n, n) for a in analysis.nodes.values() for n in a.resources
@@ -236,6 +239,7 @@ class ModuleBuilder:
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
             resources=resources,
+            resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
         )
 
@@ -255,13 +259,28 @@ class ModuleBuilder:
             settings = dict(resource.settings)
             if _has_secret(settings):
                 self.use("runtime_lib.resources", "Secret")
-            declarations.append(
-                (resource.name, f"{spec}({py(resource.name)}, {py_settings(settings)})")
-            )
+            source = py_settings(settings)
+            if resource.kind == "custom":
+                source = self.custom_resource(resource.name)
+            declarations.append((resource.name, f"{spec}({py(resource.name)}, {source})"))
         if used:
             self.use("runtime_lib.resources", "Resources")
             self.use("runtime_lib.resources", "ResourceRegistry")
         return declarations
+
+    def custom_resource(self, name: str) -> str:
+        """Settings of a custom resource: each inlined callable comes from a function
+        (before RESOURCES in the module) that defines it and hands it back."""
+        roles = []
+        for role, code in self.analysis.resource_codes[name]:
+            fn = NodeFunction(
+                name, self.names.allocate(role, name), "resource", _where(code), None, [],
+                function_body(code), code, title=f"Resource {py(name)}, its {role}",
+                is_async=False,
+            )
+            self.resource_functions.append(fn)
+            roles.append(f"{py(role)}: {fn.name}()")
+        return "{" + ", ".join(roles) + "}"
 
     def emit(self, analysis: NodeAnalysis) -> Emitted:
         node = analysis.node
@@ -400,7 +419,15 @@ def _resource_args(analysis: NodeAnalysis) -> tuple[Any, ...]:
     return tuple((p, aliases[p]) if p in aliases else p for p in analysis.resources)
 
 
-RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache"}
+RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache",
+                  "custom": "Custom"}
+
+
+def _where(code: CodeAnalysis) -> str | None:
+    """`file:line` where inlined code was defined."""
+    if not code.statement_lines or code.file is None:
+        return None
+    return f"{os.path.basename(code.file)}:{code.statement_lines[0]}"
 
 
 def _has_secret(value: Any) -> bool:

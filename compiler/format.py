@@ -45,6 +45,9 @@ def _render_piece(piece: NodeFunction | PatternPiece) -> str:
 def assemble(module: ModuleContext) -> str:
     """The module's source, formatted, with its source map filled in."""
     pieces = [_format_piece(render("header.py.j2", module=module))]
+    pieces += [_format_piece(_render_piece(fn)) for fn in module.resource_functions]
+    if module.uses_resources:
+        pieces.append(_format_piece(render("resources.py.j2", module=module)))
     pieces += [_format_piece(_render_piece(piece)) for piece in module.pieces]
     runner = render("runner.py.j2", module=module)
     pieces.append(_format_piece(runner) if too_long(runner) else runner.strip("\n"))
@@ -52,7 +55,7 @@ def assemble(module: ModuleContext) -> str:
     formatted = "\n\n\n".join(pieces) + "\n"
     functions = {
         fn.name: fn.code
-        for fn in module.pieces
+        for fn in (*module.resource_functions, *module.pieces)
         if isinstance(fn, NodeFunction) and fn.code is not None
     }
     return with_source_map(formatted, module.source_file, functions)

@@ -157,6 +157,8 @@ class Resource:
     kind: str  # "database" | "http" | "cache" | "custom" | "injected"
     settings: FrozenDict = field(default_factory=FrozenDict)
     location: SourceLocation | None = field(default=None, compare=False)
+    # A custom resource's inlined callables by role ("factory", "cleanup", "health_check").
+    codes: tuple[tuple[str, CodeBlock], ...] = ()
 
 
 @dataclass(frozen=True)

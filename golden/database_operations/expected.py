@@ -11,6 +11,8 @@ from runtime_lib.resource_ops import resource_operation
 from runtime_lib.resources import Database, ResourceRegistry, Resources, Secret
 
 WORKFLOW = "db_operations"
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -94,7 +96,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "45-57 46:34 48:36 49:37 50:38 51:39 56:44 57:44",
+        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
     },
 )
 

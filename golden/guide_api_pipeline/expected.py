@@ -14,6 +14,8 @@ WORKFLOW = "api_pipeline"
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
 NODES = ("fetch_users", "process_users", "store_users")
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -136,9 +138,9 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_fetch_users": "26-29 27:27 28:28 29:28",
-        "functions_process_users": "43-56 44:37 46:39 47:40 49:42 56:47",
-        "code_store_users": "71-82 72:58 73:59 74:60 81:64 82:64",
+        "code_fetch_users": "28-31 29:27 30:28 31:28",
+        "functions_process_users": "45-58 46:37 48:39 49:40 51:42 58:47",
+        "code_store_users": "73-84 74:58 75:59 76:60 83:64 84:64",
     },
 )
 

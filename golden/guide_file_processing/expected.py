@@ -12,6 +12,8 @@ WORKFLOW = "file_processor"
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
 NODES = ("scan_files", "process_files", "store_results")
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -166,9 +168,9 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_scan_files": "23-42 24:25 25:26 27:28 28:29 30:31 31:32 32:33 41:40 42:40",
-        "functions_process_files": "46-77 47:48 48:49 49:50 52:53 55:56 58:59 67:68 68:69 70:71 77:76",
-        "node_store_results": "92-122 93:87 96:90 97:91 100:94 101:95 102:96 113:106 122:114",
+        "node_scan_files": "25-44 26:25 27:26 29:28 30:29 32:31 33:32 34:33 43:40 44:40",
+        "functions_process_files": "48-79 49:48 50:49 51:50 54:53 57:56 60:59 69:68 70:69 72:71 79:76",
+        "node_store_results": "94-124 95:87 98:90 99:91 102:94 103:95 104:96 115:106 124:114",
     },
 )
 

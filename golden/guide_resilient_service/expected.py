@@ -22,6 +22,8 @@ NODES = (
     "fetch_fresh",
     "cache_store",
 )
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -188,10 +190,10 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "37-42 38:24 39:25 40:26 41:27 42:27",
-        "node_try_primary": "57-63 59:40 60:41 62:43 63:43",
-        "code_use_backup": "67-72 69:47 70:48 71:49 72:49",
-        "code_fetch_fresh": "90-101 92:62 93:63 96:66 97:67 98:68 100:70 101:70",
+        "code_primary_service": "39-44 40:24 41:25 42:26 43:27 44:27",
+        "node_try_primary": "59-65 61:40 62:41 64:43 65:43",
+        "code_use_backup": "69-74 71:47 72:48 73:49 74:49",
+        "code_fetch_fresh": "92-103 94:62 95:63 98:66 99:67 100:68 102:70 103:70",
     },
 )
 

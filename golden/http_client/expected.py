@@ -8,6 +8,8 @@ from runtime_lib import Run, SourceMap, main
 from runtime_lib.resources import HttpClient, ResourceRegistry, Resources, Secret
 
 WORKFLOW = "http_client"
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -67,7 +69,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_api_call": "32-41 34:28 36:30 37:31 38:32 40:34 41:34",
+        "node_api_call": "34-43 36:28 38:30 39:31 40:32 42:34 43:34",
     },
 )
 

@@ -9,6 +9,8 @@ from runtime_lib.resource_ops import resource_operation
 from runtime_lib.resources import ResourceRegistry, Resources
 
 WORKFLOW = "workflow"
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {}

@@ -16,6 +16,8 @@ REQUIRED_INPUTS = {
     "tier": ("profile_fetch",),
 }
 NODES = ("profile_cached", "profile_fetch", "profile_store")
+
+
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
@@ -97,7 +99,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_profile_fetch": "34-37 35:16 36:17 37:17",
+        "code_profile_fetch": "36-39 37:16 38:17 39:17",
     },
 )
 
