@@ -12,13 +12,13 @@ REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
 NODES = ("fetch", "process")
 
 
-# Node 'fetch': workflow.py:14
+# Node 'fetch': workflow.py:16
 async def node_fetch(*, fetch_data):
     result = await fetch_data()
     return result
 
 
-# Node 'process': workflow.py:19
+# Node 'process': workflow.py:21
 async def node_process(*, input_data, process_data):
     result = await process_data(input_data)
     return result
@@ -46,8 +46,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_fetch": "16-18 17:16 18:16",
-        "node_process": "22-24 23:21 24:21",
+        "node_fetch": "16-18 17:18 18:18",
+        "node_process": "22-24 23:23 24:23",
     },
 )
 

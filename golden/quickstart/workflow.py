@@ -4,8 +4,10 @@
 workflow inputs: pass the functions in when running in-process.
 """
 
-from kailash.runtime import AsyncLocalRuntime
+from kailash.workflow.builder import WorkflowBuilder  # noqa: F401 - the guide's imports
+from kailash.runtime.local import LocalRuntime  # noqa: F401
 from kailash.workflow import AsyncWorkflowBuilder
+from kailash.runtime import AsyncLocalRuntime
 
 # Create and execute an async workflow
 builder = AsyncWorkflowBuilder("my_workflow")
