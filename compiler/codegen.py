@@ -259,7 +259,18 @@ class ModuleBuilder:
             settings = dict(resource.settings)
             if _has_secret(settings):
                 self.use("runtime_lib.resources", "Secret")
-            source = py_settings(settings)
+            try:
+                source = py_settings(settings)
+            except TypeError:
+                bad = [k for k, v in settings.items() if not _writable(v)]
+                raise error(
+                    "KF019", f"resource {resource.name!r}: setting {bad[0]!r} is a "
+                    f"{type(settings[bad[0]]).__name__}, which cannot be written into a module",
+                    resource.location,
+                    "use plain values (str, number, bool, list, dict); for anything else build "
+                    "the client yourself with require_resource(...) or inject it with "
+                    "run(resources=...)",
+                ) from None
             if resource.kind == "custom":
                 source = self.custom_resource(resource.name)
             declarations.append((resource.name, f"{spec}({py(resource.name)}, {source})"))
@@ -436,6 +447,14 @@ def _has_secret(value: Any) -> bool:
     if isinstance(value, Mapping):
         return any(_has_secret(v) for v in value.values())
     return False
+
+
+def _writable(value: Any) -> bool:
+    try:
+        _setting_source(value)
+    except TypeError:
+        return False
+    return True
 
 
 def py_settings(settings: Mapping[str, Any]) -> str:

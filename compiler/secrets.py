@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from compiler.ir import SecretRef
 from runtime_lib.resources import env_name
 
-SECRET_SETTINGS = frozenset({"password", "passwd", "dsn", "url", "token", "api_key", "secret"})
+CREDENTIAL_SETTINGS = frozenset({"password", "passwd", "token", "api_key", "secret"})
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
 _TOKENISH = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
 
@@ -26,13 +26,17 @@ def _is_secret(setting: str, value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     lowered = setting.lower()
+    if lowered in CREDENTIAL_SETTINGS or _TOKENISH.search(lowered):
+        return True
     if "://" in value:
-        # Any URL (dsn, url, base_url, ...) is secret exactly when it carries a password.
+        # Any URL (dsn, url, base_url, ...) is secret when it carries a password; one that
+        # cannot be parsed is kept secret to be safe.
         try:
             return urlsplit(value).password is not None
         except ValueError:
-            return False
-    return lowered in SECRET_SETTINGS or bool(_TOKENISH.search(lowered))
+            return True
+    # A keyword DSN ("host=h password=p") may carry a password anywhere.
+    return lowered in ("dsn", "url") and "password" in value.lower()
 
 
 def split_secrets(resource: str, settings: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:

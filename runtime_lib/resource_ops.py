@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -67,17 +68,89 @@ async def _database(obj: Any, operation: str, params: Mapping[str, Any]) -> Any:
     method = _method(obj, operation)
     if operation == "executemany":
         # executemany binds each inner list in turn: executemany(query, [[...], [...]]).
-        result = method(query, args, **kwargs)
+        result = await _maybe_await(method(query, args, **kwargs))
     else:
         # Values travel as bound parameters ($1, $2), never inside the query text.
-        result = method(query, *args, **kwargs)
-    if inspect.isawaitable(result):
-        result = await result
+        try:
+            result = await _maybe_await(method(query, *args, **kwargs))
+        except Exception as exc:
+            typed = await _typed_text_args(obj, query, args, exc)
+            if typed is None:
+                raise
+            # The first call failed while encoding its arguments, before anything ran.
+            result = await _maybe_await(method(query, *typed, **kwargs))
     if operation == "fetch":
         return [_plain(row) for row in result or []]
     if operation == "fetchrow":
         return None if result is None else _plain(result)
     return result
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+# Parameter types asyncpg takes a str for as it is, and interval, whose Python form
+# (timedelta) cannot hold months: text bound to those is never converted.
+_LEFT_AS_TEXT = frozenset(
+    {"text", "varchar", "bpchar", "char", "name", "unknown", "json", "jsonb", "jsonpath",
+     "xml", "citext", "interval"}
+)
+
+
+async def _typed_text_args(
+    obj: Any, query: str, args: Sequence[Any], exc: Exception
+) -> list[Any] | None:
+    """``args`` with text bound to non-text parameters parsed by PostgreSQL, or None.
+
+    The guide binds ``"2024-01-01"`` to ``created_at > $1``; asyncpg wants a ``date`` there
+    and refuses the str before sending anything. PostgreSQL itself would read the text as
+    a date, so ask it to: ``SELECT $1::text::date`` turns each such value into the Python
+    object asyncpg encodes. Only for asyncpg's "invalid input for query argument" error,
+    and only when some str argument meets a non-text parameter; otherwise None.
+    """
+    if not any(isinstance(a, str) for a in args) or not _is_bind_error(exc):
+        return None
+    acquire = getattr(obj, "acquire", None)
+    if callable(acquire):
+        async with acquire() as conn:
+            return await _parse_text_args(conn, query, args)
+    if callable(getattr(obj, "prepare", None)):
+        return await _parse_text_args(obj, query, args)
+    return None
+
+
+def _is_bind_error(exc: Exception) -> bool:
+    asyncpg = sys.modules.get("asyncpg")
+    return (
+        asyncpg is not None
+        and isinstance(exc, asyncpg.DataError)
+        and "invalid input for query argument" in str(exc)
+    )
+
+
+async def _parse_text_args(conn: Any, query: str, args: Sequence[Any]) -> list[Any] | None:
+    types = (await conn.prepare(query)).get_parameters()
+    casts: list[tuple[int, str]] = []
+    for index, (value, pg_type) in enumerate(zip(args, types, strict=False)):
+        base = pg_type.name[:-2] if pg_type.kind == "array" else pg_type.name
+        if isinstance(value, str) and base not in _LEFT_AS_TEXT:
+            target = f"{_ident(pg_type.schema)}.{_ident(base)}"
+            casts.append((index, target + "[]" if pg_type.kind == "array" else target))
+    if not casts:
+        return None
+    select = ", ".join(f"${n}::text::{target}" for n, (_, target) in enumerate(casts, 1))
+    # PostgreSQL's own parser: an invalid value fails here with its message
+    # ("invalid input syntax for type date: ..."), naming the type.
+    parsed = await conn.fetchrow(f"SELECT {select}", *(args[i] for i, _ in casts))
+    typed = list(args)
+    for position, (index, _) in enumerate(casts):
+        typed[index] = parsed[position]
+    return typed
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _plain(row: Any) -> Any:
@@ -120,6 +193,9 @@ async def _http(obj: Any, operation: str, params: Mapping[str, Any]) -> dict[str
             snippet = body if isinstance(body, str) else repr(body)
             reason = f" {response.reason}" if response.reason else ""
             message = f"{method} {response.url} returned {response.status}{reason}"
+            name = getattr(obj, "name", None)
+            if isinstance(name, str):
+                message += f" (http resource {name!r})"
             if snippet:
                 message += f": {snippet[:200]}"
             raise _http_status_error()(

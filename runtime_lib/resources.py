@@ -193,12 +193,18 @@ def _overridable(value: Any) -> bool:
 
 
 def _resolve_secrets(value: Any, environ: Mapping[str, str], resource: str, setting: str) -> Any:
+    """``value`` with every Secret read from ``environ``; ``setting`` names where it sits
+    (``headers.Authorization``) for the message about an unset variable."""
     if isinstance(value, Secret):
         return value.resolve(environ, resource, setting)
     if isinstance(value, Mapping):
-        return {k: _resolve_secrets(v, environ, resource, setting) for k, v in value.items()}
+        return {
+            k: _resolve_secrets(v, environ, resource, f"{setting}.{k}") for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        items = [_resolve_secrets(v, environ, resource, setting) for v in value]
+        items = [
+            _resolve_secrets(v, environ, resource, f"{setting}[{i}]") for i, v in enumerate(value)
+        ]
         return items if isinstance(value, list) else tuple(items)
     return value
 
