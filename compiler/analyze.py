@@ -44,9 +44,14 @@ class CodeAnalysis:
     free_names: tuple[str, ...] = ()
     optional: tuple[OptionalInput, ...] = ()
     assigns_result: bool = False
-    # The workflow.py line of each statement of `body`, in `ast.walk` order.
+    # The workflow.py line of each statement of `body`, in source order.
     statement_lines: tuple[int, ...] = ()
     file: str | None = None
+    # Where each free name is first read, for diagnostics.
+    name_locations: dict[str, SourceLocation | None] = field(default_factory=dict, compare=False)
+    # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
+    static_keys: StaticKeys | None = None
+    blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,19 @@ def analyse_code(
     body = module.code
 
     provided = set(provided)
+    first_use = _first_use(tree)
     names = sorted(
-        (n for n in free if n not in provided and n not in optional.found), key=_first_use(tree)
+        (n for n in free if n not in provided and n not in optional.found), key=first_use
     )
     return CodeAnalysis(
+        name_locations={
+            n: _code_location(block, *first_use(n), indent) for n in names
+        },
+        static_keys=static_keys(tree, returns),
+        blocking_calls=tuple(
+            (call, _code_location(block, line, col, indent))
+            for call, line, col in blocking_calls(tree)
+        ),
         body=body,
         module=module,
         free_names=tuple(names),
@@ -175,6 +189,78 @@ def _first_use(tree: ast.Module):
     return lambda name: order.get(name, (0, 0))
 
 
+# A dict literal's keys, each mapped to its own value's keys when that is a dict literal too.
+StaticKeys = dict[str, "StaticKeys | None"]
+
+_MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
+
+
+def static_keys(tree: ast.Module, name: str = "result") -> StaticKeys | None:
+    """The keys of the output when the code assigns `name` exactly once, at top level, to
+    a dict literal with constant string keys, and never changes it afterwards."""
+    assignments = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id == name:
+                    assignments.append(node)
+                elif _touches(target, name):
+                    return None
+        elif isinstance(node, ast.Delete) and any(_touches(t, name) for t in node.targets):
+            return None
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in _MUTATORS and _touches(node.func.value, name)):
+            return None
+    if len(assignments) != 1 or assignments[0] not in tree.body:
+        return None
+    return _dict_keys(assignments[0].value)
+
+
+def _touches(target: ast.AST, name: str) -> bool:
+    """`name[...]`, `name.x` (at any depth): a change to the value `name` holds."""
+    while isinstance(target, ast.Subscript | ast.Attribute):
+        target = target.value
+        if isinstance(target, ast.Name) and target.id == name:
+            return True
+    return False
+
+
+def _dict_keys(value: ast.AST | None) -> StaticKeys | None:
+    if not isinstance(value, ast.Dict):
+        return None
+    keys: StaticKeys = {}
+    for key, item in zip(value.keys, value.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None  # `**other` or a computed key: not known statically
+        keys[key.value] = _dict_keys(item)
+    return keys
+
+
+_BLOCKING = {("time", "sleep"): "time.sleep()", ("requests", None): "requests"}
+
+
+def blocking_calls(tree: ast.Module) -> list[tuple[str, int, int]]:
+    """Blocking calls made where they would stall the event loop: in the code itself or
+    in an `async def` it defines, not in a plain `def` (which may run in a thread)."""
+    found = []
+    stack: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body]
+    while stack:
+        node, in_async = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.Lambda):
+            in_async = False
+        elif isinstance(node, ast.AsyncFunctionDef):
+            in_async = True
+        if in_async and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name):
+                label = _BLOCKING.get((owner.id, node.func.attr)) or _BLOCKING.get((owner.id, None))
+                if label:
+                    found.append((label, node.lineno, node.col_offset))
+        stack.extend((child, in_async) for child in ast.iter_child_nodes(node))
+    return sorted(found, key=lambda f: (f[1], f[2]))
+
+
 def _parse_top(text: str) -> ast.Module:
     # Only parses: `await` and `return` at top level are checked by _check_syntax.
     return ast.parse(text)
@@ -205,9 +291,15 @@ def _check_syntax(
     except SyntaxError as exc:
         line = (exc.lineno or 2) - 1
         col = max((exc.offset or 2) - 2, 0)
+        where = _code_location(block, max(line, 1), col, indent)
+        if "outside async function" in exc.msg:
+            raise error(
+                "KF107", f"node {node_id!r}: {exc.msg} (a plain `def`, such as a sync "
+                "process_item, cannot await)", where,
+                "make that function `async def`",
+            ) from None
         raise error(
-            "KF001", f"node {node_id!r}: syntax error in {what}: {exc.msg}",
-            _code_location(block, max(line, 1), col, indent),
+            "KF001", f"node {node_id!r}: syntax error in {what}: {exc.msg}", where,
             "fix the code string; it runs as the body of an async function",
         ) from None
 
@@ -294,6 +386,8 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
                     exceptions[name] = resolve_exception(name, node)
         except CompileError as exc:
             errors.extend(exc.diagnostics)
+    if not errors:
+        errors.extend(_bad_paths(workflow, nodes))
     resource_codes: dict[str, tuple[tuple[str, CodeAnalysis], ...]] = {}
     for resource in workflow.resources:
         try:
@@ -305,6 +399,43 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
     return WorkflowAnalysis(
         workflow, nodes, tuple(sorted(imports)), exceptions, tuple(warnings), resource_codes
     )
+
+
+def output_keys(analysis: NodeAnalysis) -> StaticKeys | None:
+    """The keys a node's output is known to have before it runs, if any."""
+    node = analysis.node
+    if node.kind in ("code", "retry_with_backoff", "rate_limited", "fallback_primary"):
+        return analysis.code.static_keys if analysis.code is not None else None
+    fixed = {
+        "parallel_map": (node.params.get("output_field"), "errors", "statistics"),
+        "parallel_fetch": ("successful", "failed", "statistics"),
+        "batch_processor": ("results", "processed_count", "batches"),
+    }.get(node.kind)
+    return dict.fromkeys(fixed) if fixed else None
+
+
+def _bad_paths(workflow: Workflow, nodes: dict[str, NodeAnalysis]) -> list[Diagnostic]:
+    """KF104: a connection path into an output whose keys are known and lack it."""
+    import difflib
+
+    found = []
+    for conn in workflow.connections:
+        keys = output_keys(nodes[conn.source])
+        for depth, key in enumerate(conn.path):
+            if keys is None:
+                break
+            if key not in keys:
+                walked = ".".join(("result", *conn.path[:depth]))
+                close = difflib.get_close_matches(key, list(keys), n=1)
+                found.append(Diagnostic(
+                    "KF104", f"connection {conn.source!r} -> {conn.target!r}: {walked} has no "
+                    f"key {key!r} (it has {', '.join(map(repr, keys)) or 'no keys'})",
+                    conn.location,
+                    f"did you mean {close[0]!r}?" if close else "connect a key the output has",
+                ))
+                break
+            keys = keys[key]
+    return found
 
 
 def _analyse_resource(

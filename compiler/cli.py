@@ -118,5 +118,50 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
         sys.exit(EXIT_BAD_INPUT if is_input_failure(envelope) else EXIT_FAILED)
 
 
+@cli.command()
+@click.argument("workflow_file", type=click.Path(dir_okay=False))
+@click.option("--strict", is_flag=True, help="names that become workflow inputs are errors")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--name", help="module attribute holding the workflow")
+def check(workflow_file: str, strict: bool, fmt: str, name: str | None) -> None:
+    """Report every problem found without running WORKFLOW_FILE.
+
+    Exit code 0: clean; 1: warnings (with --strict); 2: errors.
+    """
+    from compiler.check import CheckReport
+    from compiler.check import check as run_check
+
+    try:
+        report = run_check(_load(workflow_file, name), strict=strict)
+    except CompileError as exc:
+        report = CheckReport(list(exc.diagnostics))
+    click.echo(report.json() if fmt == "json" else report.text())
+    code = report.exit_code
+    sys.exit(code if strict or code == 2 else 0)
+
+
+@cli.command()
+@click.argument("workflow_file", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write here, not stdout")
+@click.option("--name", help="module attribute holding the workflow")
+def graph(workflow_file: str, fmt: str, output: str | None, name: str | None) -> None:
+    """Draw WORKFLOW_FILE's DAG: node ids and kinds, edges with path -> input."""
+    from compiler.render_graph import GraphError, render
+
+    try:
+        text = render(_load(workflow_file, name), fmt)
+    except CompileError as exc:
+        _report(exc.diagnostics)
+        sys.exit(EXIT_COMPILE)
+    except GraphError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_COMPILE)
+    if output:
+        write_atomically(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=argv, prog_name="kflowc")

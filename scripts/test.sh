@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 bash scripts/services.sh
+# `kflowc graph --format svg` is tested for real: it needs Graphviz's dot.
+if ! command -v dot >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq graphviz >/dev/null
+fi
 export KFLOW_REQUIRE_SERVICES=1
 
 python3 -m pytest -q -p no:cacheprovider "$@"

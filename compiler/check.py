@@ -1,0 +1,133 @@
+"""`kflowc check`: every diagnostic the compiler can make without running.
+
+Build errors (syntax, graph, paths, names) come from the analyser as they do for
+`kflowc build`; this module adds the warnings and notes a build does not stop
+for: names that become required inputs, connections nothing reads, outputs
+nobody uses, and blocking calls in async code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from compiler.analyze import WorkflowAnalysis, analyse, input_targets
+from compiler.builder import ORDER_ONLY
+from compiler.errors import CompileError, Diagnostic
+from compiler.ir import Workflow
+
+# Promoted to an error by --strict: a typo in node code silently becomes an input.
+STRICT_ERRORS = frozenset({"KF101"})
+
+
+@dataclass
+class CheckReport:
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def count(self, severity: str) -> int:
+        return sum(1 for d in self.diagnostics if d.severity == severity)
+
+    @property
+    def exit_code(self) -> int:
+        if self.count("error"):
+            return 2
+        return 1 if self.count("warning") else 0
+
+    def text(self) -> str:
+        lines = [d.format() for d in self.diagnostics]
+        lines.append(f"{self.count('error')} error(s), {self.count('warning')} warning(s), "
+                     f"{self.count('info')} note(s)")
+        return "\n".join(lines)
+
+    def json(self) -> str:
+        return json.dumps({
+            "diagnostics": [
+                {
+                    "code": d.code, "severity": d.severity, "message": d.message,
+                    "file": d.location.file if d.location else None,
+                    "line": d.location.line if d.location else None,
+                    "column": d.location.col + 1 if d.location else None,
+                    "hint": d.hint,
+                }
+                for d in self.diagnostics
+            ],
+            "errors": self.count("error"),
+            "warnings": self.count("warning"),
+        }, indent=2)
+
+
+def check(workflow: Workflow, *, strict: bool = False) -> CheckReport:
+    try:
+        analysis = analyse(workflow)
+    except CompileError as exc:
+        return CheckReport(list(exc.diagnostics))
+    diagnostics = [*analysis.warnings, *lint(analysis)]
+    if strict:
+        diagnostics = [_promote(d) if d.code in STRICT_ERRORS else d for d in diagnostics]
+    diagnostics.sort(key=_position)
+    return CheckReport(diagnostics)
+
+
+def _promote(diagnostic: Diagnostic) -> Diagnostic:
+    return Diagnostic(diagnostic.code, diagnostic.message, diagnostic.location,
+                      diagnostic.hint, severity="error")
+
+
+def _position(d: Diagnostic) -> tuple:
+    loc = d.location
+    return (loc.file if loc else "", loc.line if loc else 0, loc.col if loc else 0, d.code)
+
+
+def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
+    workflow = analysis.workflow
+    found: list[Diagnostic] = []
+    for node_id, node in analysis.nodes.items():
+        codes = [node.code] if node.code is not None else []
+        codes += [code for _, code in node.extra_codes]
+        for name in node.workflow_inputs:
+            where = next((c.name_locations.get(name) for c in codes if name in c.name_locations),
+                         node.node.location)
+            found.append(Diagnostic(
+                "KF101", f"node {node_id!r} reads `{name}`, which no connection, resource or "
+                "module provides: it becomes a required workflow input", where,
+                f"pass it with run({{{name!r}: ...}}) or --inputs, connect it with "
+                f"add_connection(..., {node_id!r}, {name!r}), or fix the name",
+                severity="warning",
+            ))
+        for code in codes:
+            for call, where in code.blocking_calls:
+                found.append(Diagnostic(
+                    "KF108", f"node {node_id!r}: {call} blocks the event loop in async code",
+                    where, "use `await asyncio.sleep(...)` / an async client such as aiohttp, "
+                    "or move it into a plain `def` run in a thread", severity="warning",
+                ))
+    read_by = _read_connections(analysis)
+    outgoing: dict[str, list[bool]] = {}
+    for index, conn in enumerate(workflow.connections):
+        if conn.input == ORDER_ONLY:
+            continue
+        outgoing.setdefault(conn.source, []).append(index in read_by)
+        if index not in read_by:
+            found.append(Diagnostic(
+                "KF105", f"connection {conn.source!r} -> {conn.target!r}: the target never "
+                f"reads `{conn.input}`", conn.location,
+                f"use `{conn.input}` in {conn.target!r}'s code, or remove the connection",
+                severity="warning",
+            ))
+    for source, reads in outgoing.items():
+        if not any(reads):
+            found.append(Diagnostic(
+                "KF106", f"the output of {source!r} is connected but no node reads it",
+                workflow.node(source).location, "remove the connections, or read the inputs",
+                severity="info",
+            ))
+    return found
+
+
+def _read_connections(analysis: WorkflowAnalysis) -> set[int]:
+    read = set()
+    for index, conn in enumerate(analysis.workflow.connections):
+        targets = input_targets(analysis.workflow, conn.target)
+        if any(conn.input in analysis.nodes[t].connected for t in targets):
+            read.add(index)
+    return read

@@ -1,0 +1,152 @@
+"""`kflowc check`: each diagnostic from a broken workflow, with code, place and message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+WORKFLOW_HEAD = (
+    "from kailash.workflow import AsyncWorkflowBuilder, AsyncRetryPolicy\n"
+    'builder = AsyncWorkflowBuilder("w")\n'
+)
+
+
+def diagnostics(kflowc, write_workflow, body: str, *flags: str) -> tuple[int, list[dict]]:
+    path = write_workflow(WORKFLOW_HEAD + body)
+    code, stdout, _ = kflowc("check", "--format", "json", *flags, path)
+    report = json.loads(stdout)
+    for d in report["diagnostics"]:
+        d["file"] = d["file"].rsplit("/", 1)[-1] if d["file"] else None
+    return code, report["diagnostics"]
+
+
+def only(found: list[dict], code: str) -> dict:
+    (match,) = [d for d in found if d["code"] == code]
+    return match
+
+
+def test_name_that_becomes_a_workflow_input(kflowc, write_workflow):
+    body = 'builder.add_async_code("a", "result = totl + 1")\n'
+    code, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF101")
+    assert (d["severity"], d["line"], d["column"]) == ("warning", 3, 39)
+    assert "reads `totl`" in d["message"] and "required workflow input" in d["message"]
+    assert code == 0
+    code, found = diagnostics(kflowc, write_workflow, body, "--strict")
+    assert only(found, "KF101")["severity"] == "error" and code == 2
+
+
+def test_connection_path_not_in_a_dict_literal_output(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("src", "result = {\'user_data\': {\'name\': 1}, \'n\': 2}")\n'
+        'builder.add_async_code("dst", "result = v")\n'
+        'builder.add_connection("src", "result.user_dta", "dst", "v")\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF104")
+    assert d["severity"] == "error" and d["line"] == 5 and code == 2
+    assert d["message"] == (
+        "connection 'src' -> 'dst': result has no key 'user_dta' (it has 'user_data', 'n')"
+    )
+    assert d["hint"] == "did you mean 'user_data'?"
+
+
+def test_nested_path_and_pattern_outputs(kflowc, write_workflow, tmp_path):
+    body = (
+        'builder.add_async_code("src", "result = {\'user\': {\'name\': 1}}")\n'
+        'builder.add_async_code("dst", "result = v")\n'
+        'builder.add_connection("src", "result.user.nmae", "dst", "v")\n'
+        'builder.add_parallel_map("m", "async def process_item(i):\\n    return i")\n'
+        'builder.add_async_code("after", "result = r")\n'
+        'builder.add_connection("m", "result", "after", "r")\n'
+        'builder.add_connection("m", "reslts", "after", "r")\n'
+    )
+    _, found = diagnostics(kflowc, write_workflow, body)
+    messages = [d["message"] for d in found if d["code"] == "KF104"]
+    assert messages == [
+        "connection 'src' -> 'dst': result.user has no key 'nmae' (it has 'name')",
+        "connection 'm' -> 'after': result has no key 'reslts' (it has 'results', 'errors', "
+        "'statistics')",
+    ]
+
+
+def test_dynamic_outputs_are_not_guessed(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("src", "result = {\'a\': 1}\\nresult[\'b\'] = 2")\n'
+        'builder.add_async_code("dst", "result = v")\n'
+        'builder.add_connection("src", "result.b", "dst", "v")\n'
+    )
+    _, found = diagnostics(kflowc, write_workflow, body)
+    assert not [d for d in found if d["code"] == "KF104"]
+
+
+def test_connection_into_an_input_never_read_and_unused_output(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("a", "result = 1")\n'
+        'builder.add_async_code("b", "result = 2")\n'
+        'builder.add_connection("a", "result", "b", "value")\n'
+    )
+    _, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF105")
+    assert d["line"] == 5 and d["message"] == (
+        "connection 'a' -> 'b': the target never reads `value`"
+    )
+    note = only(found, "KF106")
+    assert note["severity"] == "info" and note["line"] == 3
+
+
+def test_node_without_result(kflowc, write_workflow):
+    _, found = diagnostics(kflowc, write_workflow, 'builder.add_async_code("a", "x = 1")\n')
+    d = only(found, "KF102")
+    assert d["line"] == 3 and d["message"] == "node 'a' never sets `result`; its output will be None"
+
+
+def test_await_inside_sync_process_item(kflowc, write_workflow):
+    body = (
+        'builder.add_parallel_map("m", """\n'
+        "def process_item(item):\n"
+        "    return await fetch(item)\n"
+        '""")\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF107")
+    assert (d["severity"], d["line"], d["column"]) == ("error", 5, 12) and code == 2
+    assert "'await' outside" in d["message"] and d["hint"] == "make that function `async def`"
+
+
+@pytest.mark.parametrize("call, label", [("time.sleep(1)", "time.sleep()"),
+                                         ("requests.get(url)", "requests")])
+def test_blocking_call_in_async_code(kflowc, write_workflow, call, label):
+    body = (
+        'builder.add_async_code("a", """\n'
+        "import time, requests\n"
+        f"{call}\n"
+        "def helper():\n"
+        f"    {call}\n"
+        "result = 1\n"
+        '""")\n'
+    )
+    _, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF108")  # the one in the plain def may run in a thread: not reported
+    assert (d["line"], d["column"]) == (5, 1)
+    assert d["message"] == f"node 'a': {label} blocks the event loop in async code"
+
+
+def test_build_errors_in_the_same_format(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("a", "result = 1", retry_policy=AsyncRetryPolicy('
+        'retry_exceptions=["nope.Error"]))\n'
+        'builder.add_async_code("b", "result = (", required_resources=["db"])\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    assert code == 2
+    assert [d["code"] for d in found] == ["KF006"]  # graph errors stop before code analysis
+    code, found = diagnostics(kflowc, write_workflow, body.replace(', required_resources=["db"]', ""))
+    assert sorted(d["code"] for d in found) == ["KF001", "KF005"]
+
+
+def test_clean_workflow_text_output(kflowc, write_workflow):
+    path = write_workflow(WORKFLOW_HEAD + 'builder.add_async_code("a", "result = 1")\n')
+    code, stdout, _ = kflowc("check", "--strict", path)
+    assert code == 0 and stdout.strip() == "0 error(s), 0 warning(s), 0 note(s)"

@@ -1,0 +1,58 @@
+"""`kflowc graph`: outputs parsed back, not eyeballed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+WORKFLOW = str(Path(__file__).resolve().parent.parent / "golden/guide_resilient_service/workflow.py")
+
+
+def test_mermaid(kflowc):
+    code, stdout, _ = kflowc("graph", WORKFLOW)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert lines[0] == "flowchart TD"
+    found = re.findall(r'^\s+(n\d+)\["([^<"]+)<br/><i>([^<]+)</i>"\]$', stdout, re.M)
+    nodes = {node: name for node, name, _ in found}
+    assert found[0][2] == "circuit breaker"
+    assert nodes == {"n0": "primary_service", "n1": "try_primary", "n2": "use_backup",
+                     "n3": "cache_check", "n4": "fetch_fresh", "n5": "cache_store"}
+    edges = re.findall(r'^\s+(n\d+) -->\|"([^"]+)"\| (n\d+)$', stdout, re.M)
+    assert edges == [("n0", "result → primary_result", "n1"),
+                     ("n2", "result → backup_result", "n3")]
+    dashed = re.findall(r"^\s+(n\d+) -\.-> (n\d+)$", stdout, re.M)
+    assert dashed == [("n1", "n2"), ("n3", "n4"), ("n4", "n5")]
+    assert "circuit breaker" in stdout
+
+
+def test_dot(kflowc, tmp_path):
+    out = tmp_path / "g.dot"
+    assert kflowc("graph", "--format", "dot", "-o", str(out), WORKFLOW)[0] == 0
+    text = out.read_text()
+    assert text.startswith('digraph "service_integration" {')
+    labels = dict(re.findall(r'^\s+"([^"]+)" \[label="([^"]+)"\];$', text, re.M))
+    assert labels["primary_service"] == "primary_service\\ncircuit breaker"
+    edges = re.findall(r'^\s+"([^"]+)" -> "([^"]+)" \[(.+)\];$', text, re.M)
+    assert ("primary_service", "try_primary", 'label="result → primary_result"') in edges
+    assert ("try_primary", "use_backup", "style=dashed") in edges
+
+
+def test_svg_with_graphviz(kflowc):
+    assert shutil.which("dot"), "Graphviz's dot is needed: scripts/test.sh installs it"
+    code, stdout, _ = kflowc("graph", "--format", "svg", WORKFLOW)
+    assert code == 0
+    root = ET.fromstring(stdout[stdout.index("<svg"):])
+    titles = {t.text for t in root.iter("{http://www.w3.org/2000/svg}title")}
+    assert {"primary_service", "cache_store", "primary_service&#45;&gt;try_primary"} & titles
+
+
+def test_svg_without_graphviz_says_what_to_do(kflowc, monkeypatch):
+    import compiler.render_graph as render_graph
+
+    monkeypatch.setattr(render_graph.shutil, "which", lambda name: None)
+    code, stdout, stderr = kflowc("graph", "--format", "svg", WORKFLOW)
+    assert code == 2 and stdout == ""
+    assert "needs Graphviz's `dot`" in stderr and "apt-get install graphviz" in stderr
