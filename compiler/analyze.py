@@ -39,8 +39,8 @@ _BUILTINS = frozenset(dir(builtins))
 class CodeAnalysis:
     """One code string made into a function body, and what the body needs."""
 
-    body: str
     module: cst.Module = field(compare=False, repr=False)
+    tree: ast.Module = field(compare=False, repr=False)  # the user's code, as written
     free_names: tuple[str, ...] = ()
     optional: tuple[OptionalInput, ...] = ()
     assigns_result: bool = False
@@ -52,6 +52,11 @@ class CodeAnalysis:
     # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
     static_keys: StaticKeys | None = None
     blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
+
+    @property
+    def body(self) -> str:
+        """The function body's statements, as module-level code."""
+        return self.module.code
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,9 @@ def analyse_code(
     if "globals" in free or "locals" in free:
         module = module.visit(optional)
     tree = _parse_top(text)
-    if assigns_result or always_return:
+    appends_return = assigns_result or always_return
+    if appends_return:
         module = return_result(module, returns)
-    body = module.code
 
     provided = set(provided)
     first_use = _first_use(tree)
@@ -134,6 +139,7 @@ def analyse_code(
         (n for n in free if n not in provided and n not in optional.found), key=first_use
     )
     return CodeAnalysis(
+        tree=tree,
         name_locations={
             n: _code_location(block, *first_use(n), indent) for n in names
         },
@@ -142,12 +148,11 @@ def analyse_code(
             (call, _code_location(block, line, col, indent))
             for call, line, col in blocking_calls(tree)
         ),
-        body=body,
         module=module,
         free_names=tuple(names),
         optional=tuple(optional.found.values()),
         assigns_result=assigns_result or _returns_at_top(tree),
-        statement_lines=tuple(_statement_user_lines(body, block)),
+        statement_lines=tuple(_statement_user_lines(tree, appends_return, block)),
         file=block.origin.file if block.origin else None,
     )
 
@@ -314,16 +319,18 @@ def statement_lines(tree: ast.AST) -> list[int]:
     return [line for line, _ in starts]
 
 
-def _statement_user_lines(body: str, block: CodeBlock) -> list[int]:
+def _statement_user_lines(tree: ast.Module, appends_return: bool, block: CodeBlock) -> list[int]:
+    """The workflow.py line of each statement of the function body, in source order: the
+    user's statements (the transforms keep their lines), then any appended `return`."""
+    lines = statement_lines(tree) + ([0] if appends_return else [])
     origin = block.origin
-    lines = statement_lines(_parse_top(body))
     if origin is None:
         return [0] * len(lines)
     if not block.exact:
         return [origin.line] * len(lines)
     # Statements kflow appends (`return result`) map to the code's last line.
     last = origin.line + max(len(block.text.rstrip().splitlines()) - 1, 0)
-    return [min(origin.line + ln - 1, last) for ln in lines]
+    return [min(origin.line + ln - 1, last) if ln else last for ln in lines]
 
 
 def resolve_exception(name: str, node: Node) -> str:
@@ -602,7 +609,7 @@ def _item_is_async(code: CodeAnalysis | None) -> bool | None:
     """Whether the code's `process_item` is `async def` (None: it defines none)."""
     if code is None:
         return None
-    tree = ast.parse(code.body)
+    tree = code.tree
     defs = {n.name: isinstance(n, ast.AsyncFunctionDef) for n in tree.body
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
     target = "process_item"

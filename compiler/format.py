@@ -13,6 +13,9 @@ order as the analyser walked the user's code, pair up one to one.
 from __future__ import annotations
 
 import ast
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 
 import black
@@ -23,7 +26,10 @@ from compiler.layout import too_long
 from compiler.pysource import py_str
 from compiler.templating import render
 
-MODE = black.Mode(target_versions={black.TargetVersion.PY311})
+# String normalization off (black -S): the user's own quotes stay as written, and it
+# halves black's time, which is most of a large build. kflow's own literals are
+# written with double quotes already.
+MODE = black.Mode(target_versions={black.TargetVersion.PY311}, string_normalization=False)
 _PLACEHOLDER = "SOURCE_MAP = SourceMap("
 
 
@@ -42,13 +48,26 @@ def _render_piece(piece: NodeFunction | PatternPiece) -> str:
     return render(piece.template, p=piece.p)
 
 
+# Past this many pieces, black runs in a process per core: it is most of a big build.
+PARALLEL_FROM = 64
+
+
+def _format_pieces(sources: list[str]) -> list[str]:
+    if len(sources) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        return [_format_piece(source) for source in sources]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=context) as pool:
+        return list(pool.map(_format_piece, sources, chunksize=32))
+
+
 def assemble(module: ModuleContext) -> str:
     """The module's source, formatted, with its source map filled in."""
-    pieces = [_format_piece(render("header.py.j2", module=module))]
-    pieces += [_format_piece(_render_piece(fn)) for fn in module.resource_functions]
+    sources = [render("header.py.j2", module=module)]
+    sources += [_render_piece(fn) for fn in module.resource_functions]
     if module.uses_resources:
-        pieces.append(_format_piece(render("resources.py.j2", module=module)))
-    pieces += [_format_piece(_render_piece(piece)) for piece in module.pieces]
+        sources.append(render("resources.py.j2", module=module))
+    sources += [_render_piece(piece) for piece in module.pieces]
+    pieces = _format_pieces(sources)
     runner = render("runner.py.j2", module=module)
     pieces.append(_format_piece(runner) if too_long(runner) else runner.strip("\n"))
     pieces.append(render("footer.py.j2", module=module).strip("\n"))

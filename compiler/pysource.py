@@ -29,8 +29,22 @@ def py_value(value: Any) -> str:
     return _checked_repr(thaw(value))
 
 
+def _literal(value: Any) -> str:
+    """A literal in black's style (double quotes), so black has nothing to change."""
+    if isinstance(value, str):
+        return py_str(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _checked_repr(value: Any) -> str:
-    source = repr(value)
+    source = _literal(value)
     try:
         same = ast.literal_eval(source) == value
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):

@@ -6,19 +6,22 @@ Prints the run's envelope as JSON. Exit code 0 on success, 1 on a failed run,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime_lib.envelope import to_json
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
+    # Imported here: importing a generated module should not pay for its CLI.
+    import argparse
+
     parser = argparse.ArgumentParser(description=description)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--inputs", help="workflow inputs as a JSON object")
@@ -59,6 +62,8 @@ def main(
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from runtime_lib.envelope import to_json
+
     envelope = asyncio.run(run(inputs))
     print(to_json(envelope))
     if envelope["status"] == "success":

@@ -149,7 +149,9 @@ async def test_node_specific_inputs_win_over_workflow_inputs():
 
 async def test_missing_connection_path_fails_the_receiving_node():
     builder = AsyncWorkflowBuilder("paths")
-    builder.add_async_code("src", "result = {'user': {'name': 'A'}, 'n': 1}")
+    # Built by a call, so its keys are not known until it runs (a dict literal would
+    # make this a compile error, KF104).
+    builder.add_async_code("src", "result = dict(user={'name': 'A'}, n=1)")
     builder.add_async_code("dst", "result = email")
     builder.add_connection("src", "result.user.email", "dst", "email")
     envelope = await run(builder)

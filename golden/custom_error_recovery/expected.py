@@ -15,7 +15,7 @@ REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
 NODES = ("robust_operation",)
 
 
-# Node 'robust_operation': workflow.py:8
+# Node "robust_operation": workflow.py:8
 async def node_robust_operation(*, risky_operation):
     import logging
 

@@ -9,7 +9,7 @@ from runtime_lib import Run, SourceMap, main
 WORKFLOW = "data_paths"
 
 
-# Node 'data_fetcher': workflow.py:7
+# Node "data_fetcher": workflow.py:7
 async def node_data_fetcher():
     result = {
         "user_data": {"id": 123, "profile": {"name": "Alice", "role": "admin"}},
@@ -19,7 +19,7 @@ async def node_data_fetcher():
     return result
 
 
-# Node 'processor': workflow.py:15
+# Node "processor": workflow.py:15
 async def node_processor(*, user_profile, user_permissions, auth_token):
     granted = sorted(name for name, allowed in user_permissions.items() if allowed)
     result = {

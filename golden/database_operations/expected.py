@@ -22,7 +22,7 @@ RESOURCES = {
             "host": "prod-db.company.com",
             "database": "analytics",
             "user": "app_user",
-            "password": Secret("KFLOW_MAIN_DB_PASSWORD"),
+            "password": Secret('KFLOW_MAIN_DB_PASSWORD'),
             "min_size": 5,
             "max_size": 20,
         },
@@ -30,7 +30,7 @@ RESOURCES = {
 }
 
 
-# Node 'query_users': workflow.py:23
+# Node "query_users": workflow.py:23
 async def node_query_users(*, main_db):
     return await resource_operation(
         main_db,
@@ -43,7 +43,7 @@ async def node_query_users(*, main_db):
     )
 
 
-# Node 'complex_query': workflow.py:31
+# Node "complex_query": workflow.py:31
 async def node_complex_query(*, db):
     async with db.acquire() as conn:
         # Complex transaction

@@ -19,7 +19,7 @@ REQUIRED_INPUTS = {
 NODES = ("critical_operation", "refund")
 
 
-# Node 'critical_operation': workflow.py:23
+# Node "critical_operation": workflow.py:23
 async def node_critical_operation(*, external_service, payment_data):
     # Critical business operation
     response = await external_service.process_payment(payment_data)
@@ -31,7 +31,7 @@ async def node_critical_operation(*, external_service, payment_data):
     return result
 
 
-# Node 'refund': workflow.py:40
+# Node "refund": workflow.py:40
 async def node_refund(*, refund_service, payment_data):
     response = await refund_service.process_payment(payment_data)
     result = {"transaction_id": response["id"]}

@@ -11,39 +11,39 @@ from runtime_lib import Run, SourceMap, main
 WORKFLOW = "fan_out_fan_in"
 
 
-# Node 'source': workflow.py:7
+# Node "source": workflow.py:7
 async def node_source():
     result = {"data": [3, 1, 2], "metadata": {"origin": "sensor-7", "count": 3}}
     return result
 
 
-# Node 'processor_a': workflow.py:10
+# Node "processor_a": workflow.py:10
 async def node_processor_a(*, input):
     await asyncio.sleep(0.01)
     result = sorted(input)
     return result
 
 
-# Node 'processor_b': workflow.py:14
+# Node "processor_b": workflow.py:14
 async def node_processor_b(*, input):
     await asyncio.sleep(0.01)
     result = sum(input)
     return result
 
 
-# Node 'processor_c': workflow.py:18
+# Node "processor_c": workflow.py:18
 async def node_processor_c(*, input):
     result = max(input)
     return result
 
 
-# Node 'monitor': workflow.py:21
+# Node "monitor": workflow.py:21
 async def node_monitor(*, stats):
     result = {"seen": stats["count"], "origin": stats["origin"]}
     return result
 
 
-# Node 'aggregator': workflow.py:24
+# Node "aggregator": workflow.py:24
 async def node_aggregator(*, data_a, data_b, data_c):
     result = {"sorted": data_a, "total": data_b, "largest": data_c}
     return result

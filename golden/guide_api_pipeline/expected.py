@@ -24,14 +24,14 @@ RESOURCES = {
 }
 
 
-# Node 'fetch_users', rate-limited code: workflow.py:23
+# Node "fetch_users", rate-limited code: workflow.py:23
 async def code_fetch_users(*, page_num, api):
     response = await api.get("/users", params={"page": page_num})
     result = await response.json()
     return result
 
 
-# Rate limit of node 'fetch_users', shared by every run in this process:
+# Rate limit of node "fetch_users", shared by every run in this process:
 # at most 5 starts at once, then 5.0 a second.
 limiter_fetch_users = RateLimiter(requests_per_second=5.0, burst_size=5)
 
@@ -41,7 +41,7 @@ async def node_fetch_users(*, page_num, api):
     return await code_fetch_users(page_num=page_num, api=api)
 
 
-# Node 'process_users', defines process_item: workflow.py:34
+# Node "process_users", defines process_item: workflow.py:34
 async def functions_process_users(*, api):
     async def process_item(user):
         # Enrich user data
@@ -69,7 +69,7 @@ async def node_process_users(*, items, api):
     )
 
 
-# Node 'store_users', run once per batch of `items`: workflow.py:54
+# Node "store_users", run once per batch of `items`: workflow.py:54
 async def code_store_users(*, items, batch_results, db):
     async with db.acquire() as conn:
         for user in items:

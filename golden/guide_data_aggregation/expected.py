@@ -18,28 +18,28 @@ REQUIRED_INPUTS = {
 NODES = ("multi_fetch", "analyze")
 
 
-# Node 'multi_fetch', operation 'customers': workflow.py:13
+# Node "multi_fetch", operation 'customers': workflow.py:13
 async def fetch_multi_fetch_customers(*, crm_api):
     response = await crm_api.get("/customers")
     result = await response.json()
     return result
 
 
-# Node 'multi_fetch', operation 'orders': workflow.py:13
+# Node "multi_fetch", operation 'orders': workflow.py:13
 async def fetch_multi_fetch_orders(*, orders_api):
     response = await orders_api.get("/orders")
     result = await response.json()
     return result
 
 
-# Node 'multi_fetch', operation 'inventory': workflow.py:13
+# Node "multi_fetch", operation 'inventory': workflow.py:13
 async def fetch_multi_fetch_inventory(*, inventory_api):
     response = await inventory_api.get("/products")
     result = await response.json()
     return result
 
 
-# Node 'multi_fetch', operation 'analytics': workflow.py:13
+# Node "multi_fetch", operation 'analytics': workflow.py:13
 async def fetch_multi_fetch_analytics(*, analytics_api):
     response = await analytics_api.get("/metrics")
     result = await response.json()
@@ -58,7 +58,7 @@ async def node_multi_fetch(*, crm_api, orders_api, inventory_api, analytics_api)
     )
 
 
-# Node 'analyze': workflow.py:39
+# Node "analyze": workflow.py:39
 async def node_analyze(*, successful, failed):
     # Extract successful results
     customers = successful.get("customers", [])

@@ -21,7 +21,7 @@ RESOURCES = {
 }
 
 
-# Node 'scan_files': workflow.py:22
+# Node "scan_files": workflow.py:22
 async def node_scan_files(*, input_directory):
     import os
     from pathlib import Path
@@ -44,7 +44,7 @@ async def node_scan_files(*, input_directory):
     return result
 
 
-# Node 'process_files', defines process_item: workflow.py:45
+# Node "process_files", defines process_item: workflow.py:45
 async def functions_process_files():
     async def process_item(file_info):
         import pandas as pd
@@ -90,7 +90,7 @@ async def node_process_files(*, items):
     )
 
 
-# Node 'store_results': workflow.py:84
+# Node "store_results": workflow.py:84
 async def node_store_results(*, results, errors, db):
     import json
 
@@ -102,11 +102,11 @@ async def node_store_results(*, results, errors, db):
     async with db.acquire() as conn:
         for file_result in successful_files:
             await conn.execute(
-                """
+                '''
             INSERT INTO file_processing_log
             (file_path, processed_path, stats, processed_at)
             VALUES ($1, $2, $3, NOW())
-        """,
+        ''',
                 file_result["original_file"],
                 file_result["processed_file"],
                 json.dumps(file_result["stats"]),

@@ -35,7 +35,7 @@ RESOURCES = {
 }
 
 
-# Node 'primary_service', guarded code: workflow.py:20
+# Node "primary_service", guarded code: workflow.py:20
 async def code_primary_service(*, request_data, primary_api):
     response = await primary_api.post("/process", json=request_data)
     if response.status != 200:
@@ -44,7 +44,7 @@ async def code_primary_service(*, request_data, primary_api):
     return result
 
 
-# Circuit breaker of node 'primary_service', shared by every run in this process:
+# Circuit breaker of node "primary_service", shared by every run in this process:
 # opens after 5 failures in a row, tries once more after 60.0s.
 breaker_primary_service = CircuitBreaker(failure_threshold=5, reset_timeout=60.0)
 
@@ -55,7 +55,7 @@ async def node_primary_service(*, request_data, primary_api):
     )
 
 
-# Node 'try_primary': workflow.py:34
+# Node "try_primary": workflow.py:34
 async def node_try_primary(*, primary_result):
     # Try primary service first
     if primary_result.get("success", False):
@@ -65,7 +65,7 @@ async def node_try_primary(*, primary_result):
     return result
 
 
-# Node 'use_backup', fallback code: workflow.py:34
+# Node "use_backup", fallback code: workflow.py:34
 async def code_use_backup(*, request_data, backup_api):
     # Use backup service
     response = await backup_api.post("/process", json=request_data)
@@ -75,20 +75,20 @@ async def code_use_backup(*, request_data, backup_api):
 
 
 async def node_use_backup(*, primary_output, primary_error, request_data, backup_api):
-    # 'try_primary' failed or timed out: only then does this node's code run.
+    # "try_primary" failed or timed out: only then does this node's code run.
     if primary_error is None:
         return primary_output
     return await code_use_backup(request_data=request_data, backup_api=backup_api)
 
 
-# Node 'cache_check': look the key up in 'cache' (cache-aside, with 'fetch_fresh' and 'cache_store').
+# Node "cache_check": look the key up in "cache" (cache-aside, with "fetch_fresh" and "cache_store").
 async def node_cache_check(*, item_id, cache):
     key = cache_key("service_data_{item_id}", {"item_id": item_id})
     hit, value = await cache_get(cache, key)
     return {"key": key, "hit": hit, "value": value}
 
 
-# Node 'fetch_fresh', fetch code, run on a cache miss: workflow.py:55
+# Node "fetch_fresh", fetch code, run on a cache miss: workflow.py:55
 async def code_fetch_fresh(*, backup_result, item_id, primary_api):
     # Fetch fresh data if not cached
     if not backup_result.get("_used_backup"):
@@ -112,7 +112,7 @@ async def node_fetch_fresh(*, lookup, backup_result, item_id, primary_api):
     )
 
 
-# Node 'cache_store': store what 'fetch_fresh' fetched, for 1800s; output the data.
+# Node "cache_store": store what "fetch_fresh" fetched, for 1800s; output the data.
 async def node_cache_store(*, lookup, data, cache):
     if not lookup["hit"]:
         await cache_set(cache, lookup["key"], data, 1800)

@@ -19,7 +19,7 @@ RESOURCES = {
             "base_url": "https://api.service.com",
             "headers": {
                 "Authorization": Secret(
-                    "KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION"
+                    'KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION'
                 ),
                 "User-Agent": "MyApp/1.0",
             },
@@ -30,7 +30,7 @@ RESOURCES = {
 }
 
 
-# Node 'api_call': workflow.py:24
+# Node "api_call": workflow.py:24
 async def node_api_call(*, authenticated_api):
     # Client is pre-configured with auth and base URL
     response = await authenticated_api.get("/users", params={"limit": 100})

@@ -16,7 +16,7 @@ WORKFLOW = "workflow"
 RESOURCES = {}
 
 
-# Node 'db_operation': workflow.py:18
+# Node "db_operation": workflow.py:18
 async def node_db_operation(*, test_db):
     return await resource_operation(test_db, "injected", "fetch", {"query": "SELECT 1"})
 

@@ -9,7 +9,7 @@ from runtime_lib import MISSING, Run, SourceMap, main
 WORKFLOW = "health_alerts"
 
 
-# Node 'health_monitor': workflow.py:8
+# Node "health_monitor": workflow.py:8
 async def node_health_monitor():
     result = {
         "alerts": ["CPU High", "Memory Warning"],
@@ -20,7 +20,7 @@ async def node_health_monitor():
     return result
 
 
-# Node 'alert_processor': workflow.py:17
+# Node "alert_processor": workflow.py:17
 async def node_alert_processor(
     *, alerts=MISSING, needs_alerting=False, metrics=MISSING
 ):

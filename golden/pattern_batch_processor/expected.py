@@ -10,13 +10,13 @@ from runtime_lib.patterns import batch_process
 WORKFLOW = "batch_processor"
 
 
-# Node 'load': workflow.py:7
+# Node "load": workflow.py:7
 async def node_load():
     result = list(range(1, 11))
     return result
 
 
-# Node 'square', run once per batch of `items`: workflow.py:8
+# Node "square", run once per batch of `items`: workflow.py:8
 async def code_square(*, items, batch_results):
     batch_results = [{"n": n, "square": n * n, "batch_size": len(items)} for n in items]
     return batch_results

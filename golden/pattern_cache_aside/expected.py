@@ -25,14 +25,14 @@ RESOURCES = {
 }
 
 
-# Node 'profile_cached': look the key up in 'cache' (cache-aside, with 'profile_fetch' and 'profile_store').
+# Node "profile_cached": look the key up in "cache" (cache-aside, with "profile_fetch" and "profile_store").
 async def node_profile_cached(*, user_id, cache):
     key = cache_key("profile_{user_id}", {"user_id": user_id})
     hit, value = await cache_get(cache, key)
     return {"key": key, "hit": hit, "value": value}
 
 
-# Node 'profile_fetch', fetch code, run on a cache miss: workflow.py:10
+# Node "profile_fetch", fetch code, run on a cache miss: workflow.py:10
 async def code_profile_fetch(*, fetches, user_id, tier):
     fetches.append(user_id)
     result = {"id": user_id, "name": f"user-{user_id}", "tier": tier}
@@ -46,7 +46,7 @@ async def node_profile_fetch(*, lookup, fetches, user_id, tier):
     return await code_profile_fetch(fetches=fetches, user_id=user_id, tier=tier)
 
 
-# Node 'profile_store': store what 'profile_fetch' fetched, for 300s; output the data.
+# Node "profile_store": store what "profile_fetch" fetched, for 300s; output the data.
 async def node_profile_store(*, lookup, data, cache):
     if not lookup["hit"]:
         await cache_set(cache, lookup["key"], data, 300)

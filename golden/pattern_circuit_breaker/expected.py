@@ -15,7 +15,7 @@ REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
 NODES = ("charge", "refund")
 
 
-# Node 'charge', guarded code: workflow.py:7
+# Node "charge", guarded code: workflow.py:7
 async def code_charge(*, amount, limit):
     if amount > limit:
         raise ValueError(f"amount {amount} over limit {limit}")
@@ -23,7 +23,7 @@ async def code_charge(*, amount, limit):
     return result
 
 
-# Circuit breaker of node 'charge', shared by every run in this process:
+# Circuit breaker of node "charge", shared by every run in this process:
 # opens after 3 failures in a row, tries once more after 30.0s.
 breaker_charge = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 
@@ -32,12 +32,12 @@ async def node_charge(*, amount, limit):
     return await breaker_charge.call(lambda: code_charge(amount=amount, limit=limit))
 
 
-# Node 'refund', guarded code: workflow.py:18
+# Node "refund", guarded code: workflow.py:18
 async def code_refund():
     raise ConnectionError("refund service down")
 
 
-# Circuit breaker of node 'refund', shared by every run in this process:
+# Circuit breaker of node "refund", shared by every run in this process:
 # opens after 3 failures in a row, tries once more after 30.0s.
 breaker_refund = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 

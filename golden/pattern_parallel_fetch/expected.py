@@ -15,21 +15,21 @@ REQUIRED_INPUTS = {"count": ("multi_fetch",)}
 NODES = ("multi_fetch", "summary")
 
 
-# Node 'multi_fetch', operation 'fast': workflow.py:7
+# Node "multi_fetch", operation 'fast': workflow.py:7
 async def fetch_multi_fetch_fast(*, count):
     await asyncio.sleep(0.01)
     result = {"source": "fast", "count": count}
     return result
 
 
-# Node 'multi_fetch', operation 'slow': workflow.py:7
+# Node "multi_fetch", operation 'slow': workflow.py:7
 async def fetch_multi_fetch_slow():
     await asyncio.sleep(30)
     result = "never"
     return result
 
 
-# Node 'multi_fetch', operation 'broken': workflow.py:7
+# Node "multi_fetch", operation 'broken': workflow.py:7
 async def fetch_multi_fetch_broken(*, count):
     result = {"ratio": count / 0}
     return result
@@ -46,7 +46,7 @@ async def node_multi_fetch(*, count):
     )
 
 
-# Node 'summary': workflow.py:27
+# Node "summary": workflow.py:27
 async def node_summary(*, successful, failed):
     result = {"ok": sorted(successful), "failed": sorted(failed)}
     return result

@@ -15,13 +15,13 @@ REQUIRED_INPUTS = {"greeting": ("enrich",)}
 NODES = ("load", "enrich")
 
 
-# Node 'load': workflow.py:7
+# Node "load": workflow.py:7
 async def node_load():
-    result = {"users": [{"id": i, "name": f"user{i}"} for i in range(6)]}
+    result = {'users': [{'id': i, 'name': f'user{i}'} for i in range(6)]}
     return result
 
 
-# Node 'enrich', defines process_item: workflow.py:8
+# Node "enrich", defines process_item: workflow.py:8
 async def functions_enrich(*, greeting):
     async def process_item(user):
         await asyncio.sleep(0.001)

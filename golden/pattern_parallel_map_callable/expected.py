@@ -13,13 +13,13 @@ from runtime_lib.patterns import parallel_map
 WORKFLOW = "controlling_concurrency"
 
 
-# Node 'numbers': workflow.py:36
+# Node "numbers": workflow.py:36
 async def node_numbers():
     result = list(range(20))
     return result
 
 
-# Node 'cpu_intensive', defines process_item: workflow.py:39
+# Node "cpu_intensive", defines process_item: workflow.py:39
 @functools.cache
 def functions_cpu_intensive():
     def cpu_bound_function(item):
@@ -56,7 +56,7 @@ async def node_cpu_intensive(*, items):
     )
 
 
-# Node 'io_intensive', defines process_item: workflow.py:48
+# Node "io_intensive", defines process_item: workflow.py:48
 async def functions_io_intensive():
     def io_bound_function(item):
         return {"item": item, "root": math.isqrt(item)}
@@ -79,7 +79,7 @@ async def node_io_intensive(*, items):
     )
 
 
-# Node 'memory_intensive', defines process_item: workflow.py:56
+# Node "memory_intensive", defines process_item: workflow.py:56
 async def functions_memory_intensive():
     def memory_bound_function(item):
         block = [item] * 1000

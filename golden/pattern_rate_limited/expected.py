@@ -13,13 +13,13 @@ REQUIRED_INPUTS = {"page_num": ("fetch_page",)}
 NODES = ("fetch_page",)
 
 
-# Node 'fetch_page', rate-limited code: workflow.py:7
+# Node "fetch_page", rate-limited code: workflow.py:7
 async def code_fetch_page(*, page_num):
     result = {"page": page_num, "items": [page_num * 10 + i for i in range(3)]}
     return result
 
 
-# Rate limit of node 'fetch_page', shared by every run in this process:
+# Rate limit of node "fetch_page", shared by every run in this process:
 # at most 2 starts at once, then 5.0 a second.
 limiter_fetch_page = RateLimiter(requests_per_second=5.0, burst_size=2)
 

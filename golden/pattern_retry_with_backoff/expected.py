@@ -12,7 +12,7 @@ REQUIRED_INPUTS = {"calls": ("operation",)}
 NODES = ("operation",)
 
 
-# Node 'operation': workflow.py:7
+# Node "operation": workflow.py:7
 async def node_operation(*, calls):
     calls.append(len(calls) + 1)
     if len(calls) < 3:

@@ -14,40 +14,40 @@ REQUIRED_INPUTS = {"delay": ("quote_live",)}
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
 
 
-# Node 'quote_live': workflow.py:7
+# Node "quote_live": workflow.py:7
 async def node_quote_live(*, delay):
     await asyncio.sleep(delay)
     result = {"price": 101.5, "source": "live"}
     return result
 
 
-# Node 'quote_cached', fallback code: workflow.py:7
+# Node "quote_cached", fallback code: workflow.py:7
 async def code_quote_cached():
     result = {"price": 100.0, "source": "cached"}
     return result
 
 
 async def node_quote_cached(*, primary_output, primary_error):
-    # 'quote_live' failed or timed out: only then does this node's code run.
+    # "quote_live" failed or timed out: only then does this node's code run.
     if primary_error is None:
         return primary_output
     return await code_quote_cached()
 
 
-# Node 'rate_live': workflow.py:20
+# Node "rate_live": workflow.py:20
 async def node_rate_live():
     result = {"rate": 1.08, "source": "live"}
     return result
 
 
-# Node 'rate_cached', fallback code: workflow.py:20
+# Node "rate_cached", fallback code: workflow.py:20
 async def code_rate_cached():
     result = {"rate": 1.0, "source": "cached"}
     return result
 
 
 async def node_rate_cached(*, primary_output, primary_error):
-    # 'rate_live' failed or timed out: only then does this node's code run.
+    # "rate_live" failed or timed out: only then does this node's code run.
     if primary_error is None:
         return primary_output
     return await code_rate_cached()

@@ -12,13 +12,13 @@ REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
 NODES = ("fetch", "process")
 
 
-# Node 'fetch': workflow.py:16
+# Node "fetch": workflow.py:16
 async def node_fetch(*, fetch_data):
     result = await fetch_data()
     return result
 
 
-# Node 'process': workflow.py:21
+# Node "process": workflow.py:21
 async def node_process(*, input_data, process_data):
     result = await process_data(input_data)
     return result

@@ -12,9 +12,9 @@ REQUIRED_INPUTS = {"input_value": ("test_node",)}
 NODES = ("test_node",)
 
 
-# Node 'test_node': workflow.py:6
+# Node "test_node": workflow.py:6
 async def node_test_node(*, input_value):
-    result = {"processed": True, "value": input_value * 2}
+    result = {'processed': True, 'value': input_value * 2}
     return result
 
 

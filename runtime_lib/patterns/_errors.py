@@ -26,3 +26,8 @@ def describe(exc: BaseException) -> tuple[str, str]:
 def format_error(message: str, error_type: str) -> str:
     """`"ValueError: boom"`; just the type when the message is the type's name."""
     return error_type if message == error_type else f"{error_type}: {message}"
+
+
+def item_timed_out(timeout: float | None) -> TimeoutError:
+    """The error recorded for an item that ran past parallel_map's `timeout_per_item`."""
+    return TimeoutError(f"item timed out after {timeout}s")

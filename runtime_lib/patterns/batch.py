@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing
-from itertools import islice
 from typing import Any
 
 _END: Any = object()  # queued when the stream's reader stops, for whatever reason
@@ -47,10 +46,25 @@ async def batch_process(
             async for chunk in chunks:
                 await run(chunk)
     else:
-        source = iter(items)
-        while chunk := list(islice(source, batch_size)):
+        for chunk in _chunks(items, batch_size):
             await run(chunk)
     return {"results": results, "processed_count": processed, "batches": batches}
+
+
+def _chunks(items: Iterable[Any], batch_size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == batch_size:
+                yield chunk
+                chunk = []
+    except Exception:
+        if chunk:
+            yield chunk  # the items already read are processed before the error propagates
+        raise
+    if chunk:
+        yield chunk
 
 
 async def _stream_chunks(
@@ -58,11 +72,16 @@ async def _stream_chunks(
 ) -> AsyncIterator[list[Any]]:
     if flush_interval is None:
         chunk: list[Any] = []
-        async for item in items:
-            chunk.append(item)
-            if len(chunk) == batch_size:
+        try:
+            async for item in items:
+                chunk.append(item)
+                if len(chunk) == batch_size:
+                    yield chunk
+                    chunk = []
+        except Exception:
+            if chunk:
                 yield chunk
-                chunk = []
+            raise
         if chunk:
             yield chunk
         return

@@ -31,14 +31,11 @@ class CacheKeyError(KeyError, PatternError):
 
 def cache_key(template: str, values: Mapping[str, Any]) -> str:
     """`template.format_map(values)`, e.g. `"user_{user_id}"`; a missing field raises
-    CacheKeyError naming it and the names that exist."""
+    CacheKeyError naming it and the names that exist (a positional `{}`, ValueError)."""
     try:
         return template.format_map(values)
     except KeyError as exc:
         raise CacheKeyError(template, exc.args[0], sorted(map(str, values))) from None
-    except IndexError:
-        # "{}" or "{0}": a template can only name its fields.
-        raise CacheKeyError(template, "positional field", sorted(map(str, values))) from None
 
 
 async def cache_get(cache: Any, key: str) -> tuple[bool, Any]:

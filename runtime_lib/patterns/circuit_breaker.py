@@ -43,13 +43,13 @@ class CircuitBreaker:
         self.reset_timeout = reset_timeout
         self._clock = clock
         self._state = CLOSED
-        self._failures = 0  # consecutive, while closed
+        self._failures = 0  # consecutive failures
         self._opened_at = 0.0
         self._lock = threading.Lock()
 
     @property
     def state(self) -> str:
-        """ "closed", "open" or "half_open" (a trial call is running)."""
+        """The state: "closed", "open" or "half_open" (a trial call is running)."""
         return self._state
 
     @property

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from ._errors import describe
+from ._errors import describe, item_timed_out
 
 Chunk = list[tuple[int, Any]]
 Outcome = tuple[int, bool, Any]
@@ -70,13 +70,13 @@ async def _run_items(
     """Await `call(item)` for each item in turn, each under its own timeout."""
     outcomes: list[Outcome] = []
     for index, item in chunk:
+        scope = asyncio.timeout(timeout)  # None: no deadline
         try:
-            if timeout is None:
+            async with scope:
                 value = await call(item)
-            else:
-                async with asyncio.timeout(timeout):
-                    value = await call(item)
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and scope.expired():
+                exc = item_timed_out(timeout)
             outcomes.append((index, False, describe(exc)))
         else:
             outcomes.append((index, True, value))
@@ -153,8 +153,8 @@ class ProcessExecutor:
     """A `ProcessPoolExecutor` of `max_workers` forked processes; items travel in chunks.
 
     `process_item` must be picklable (a module-level function); a sync one runs directly, a
-    coroutine function runs on an event loop kept per worker process. Values must be picklable
-    too: a chunk whose result cannot be sent back fails as a whole.
+    coroutine function on an event loop per chunk. Values must be picklable too: a chunk whose
+    result cannot be sent back fails as a whole.
     """
 
     def chunk_size(self, total: int | None, max_workers: int) -> int:
@@ -238,7 +238,7 @@ def _call_with_alarm(fn: Callable[[Any], Any], item: Any, timeout: float | None)
         return fn(item)
 
     def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"item timed out after {timeout}s")
+        raise item_timed_out(timeout)
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, timeout)

@@ -21,6 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -135,6 +136,7 @@ class UsersApi:
 
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
+NoLeaks = Callable[[], AbstractContextManager[None]]
 
 
 async def start_api(serve: ServeApp, api: UsersApi) -> UsersApi:
@@ -268,7 +270,9 @@ async def test_guide_pipeline_end_to_end(
     assert error["item"] == failing
     assert error["error_type"] == "ContentTypeError"
     assert "500" in error["error"] and f"/users/{failing['id']}/profile" in error["error"]
-    accounted = [r["id"] for r in processed["results"]] + [e["item"]["id"] for e in processed["errors"]]
+    accounted = [r["id"] for r in processed["results"]] + [
+        e["item"]["id"] for e in processed["errors"]
+    ]
     assert sorted(accounted) == [u["id"] for u in users]
     statistics = processed["statistics"]
     assert statistics["total"] == PAGE_SIZE
@@ -306,16 +310,24 @@ async def test_guide_pipeline_end_to_end(
 
 
 async def test_profile_concurrency_never_exceeds_max_workers(
-    http_app_server: ServeApp, schema: str, pg_conn: Any, pg_dsn: str, free_port: int
+    http_app_server: ServeApp,
+    schema: str,
+    pg_conn: Any,
+    pg_dsn: str,
+    free_port: int,
+    no_leaks: NoLeaks,
 ) -> None:
     # Without holding requests at the server: whatever the timing, never more than 10.
     users = users_of_page(3, 150)
     api = await start_api(http_app_server, UsersApi(150))
     module = fresh_module()
+    environ = pipeline_environ(pg_dsn, schema, api.url, free_port)
 
-    envelope = await module.run(
-        {"page_num": 3}, environ=pipeline_environ(pg_dsn, schema, api.url, free_port)
-    )
+    async def run() -> dict[str, Any]:
+        return await module.run({"page_num": 3}, environ=environ)
+
+    with no_leaks():  # sessions, responses and the pool: all closed when the run ends
+        envelope = await run()
 
     assert envelope["status"] == "success", envelope["errors"]
     assert envelope["results"]["process_users"]["errors"] == []

@@ -383,9 +383,9 @@ async def test_sync_process_item_timeout_and_errors_in_threads():
         process_item, range(4), max_workers=2, timeout_per_item=0.05, continue_on_error=True
     )
     assert out["results"] == [0, 3]
-    assert [(e["index"], e["error_type"]) for e in out["errors"]] == [
-        (1, "TimeoutError"),
-        (2, "ValueError"),
+    assert [(e["index"], e["error_type"], e["error"]) for e in out["errors"]] == [
+        (1, "TimeoutError", "item timed out after 0.05s"),
+        (2, "ValueError", "two"),
     ]
 
 
@@ -429,3 +429,32 @@ async def test_process_executor_times_out_a_stuck_item():
     assert out["results"] == [0, 2]
     assert out["errors"][0]["index"] == 1
     assert out["errors"][0]["error_type"] == "TimeoutError"
+
+
+async def negate(item: int) -> int:
+    await asyncio.sleep(0)
+    return -item
+
+
+def unpicklable_for_two(item: int):
+    if item == 2:
+        return lambda: item  # a value that cannot travel back to the parent
+    return item
+
+
+async def test_process_executor_runs_coroutine_functions_too():
+    out = await parallel_map(negate, range(5), max_workers=2, executor="process")
+    assert out["results"] == [0, -1, -2, -3, -4]
+
+
+async def test_process_executor_fails_the_chunk_whose_result_cannot_travel():
+    out = await parallel_map(
+        unpicklable_for_two,
+        range(6),
+        max_workers=2,
+        batch_size=2,
+        executor="process",
+        continue_on_error=True,
+    )
+    assert out["results"] == [0, 1, 4, 5]
+    assert [e["index"] for e in out["errors"]] == [2, 3]
