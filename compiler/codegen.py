@@ -380,6 +380,8 @@ class ModuleBuilder:
             kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:
             kwargs.append(("on_error", self.handler(analysis)))
+        # A pattern's own call options replace the node's (e.g. a breaker times calls itself).
+        kwargs = [(k, v) for k, v in kwargs if k not in emitted.call_options]
         kwargs.extend(emitted.call_options.items())
         call = Call("await ctx.call", (node_id, Source(emitted.entry)), tuple(kwargs))
         return NodeCall(node_id, call)

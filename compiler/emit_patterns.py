@@ -45,13 +45,18 @@ def circuit_breaker(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
     m.use(PATTERNS, "CircuitBreaker")
     params = _params(a)
     code = m.code_function(a, a.code, "code", params, title=_code_title(a, "guarded code"))
+    timeout = a.node.options.timeout
+    if timeout is not None:
+        m.imports.add("asyncio")
     piece = PatternPiece("patterns/circuit_breaker.py.j2", {
         "node_id": a.node.id, "name": m.names.allocate("node", a.node.id), "params": params,
         "state": m.names.allocate("breaker", a.node.id),
         "threshold": a.node.params["failure_threshold"],
-        "reset": a.node.params["reset_timeout"], "code_fn": code.name,
+        "reset": a.node.params["reset_timeout"], "code_fn": code.name, "timeout": timeout,
     })
-    return Emitted([code, piece], piece.p["name"])
+    # The breaker times each call itself, so a call that hangs counts as a failure
+    # (a timeout around the breaker would cancel it before it could count).
+    return Emitted([code, piece], piece.p["name"], call_options={"timeout": None})
 
 
 def batch_processor(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:

@@ -18,7 +18,7 @@ from compiler.ir import SecretRef, thaw
 def py(value: Any) -> str:
     """Python source for a value the compiler built (tuples stay tuples)."""
     if isinstance(value, SecretRef):
-        return f"Secret({value.env!r})"
+        return f"Secret({py_str(value.env)})"
     if isinstance(value, Mapping):
         value = {k: v for k, v in value.items()}
     return _checked_repr(value)

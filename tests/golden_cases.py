@@ -39,6 +39,11 @@ def cases() -> list[Case]:
     return [Case(d.name, d) for d in sorted(GOLDEN.iterdir()) if (d / "workflow.py").is_file()]
 
 
+def runnable_cases() -> list[Case]:
+    """Cases that run without services; the others run in tests/integration."""
+    return [c for c in cases() if not c.load()[1].get("NEEDS_SERVICES")]
+
+
 def example_inputs(namespace: dict[str, Any]) -> dict[str, Any]:
     """A case's inputs: `example_inputs()` (fresh state per run) or `EXAMPLE_INPUTS`."""
     if callable(namespace.get("example_inputs")):

@@ -1,12 +1,13 @@
 """Golden cases: each compiles to exactly expected.py, which is stable under black,
-and runs to exactly expected_envelope.json. `pytest --update-golden` rewrites both."""
+and runs to exactly expected_envelope.json. `pytest --update-golden` rewrites both.
+Cases that need PostgreSQL, Redis or HTTP run in tests/integration instead."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from golden_cases import Case, cases, example_inputs, normalise
+from golden_cases import Case, cases, example_inputs, normalise, runnable_cases
 
 from compiler import AsyncLocalRuntime, compile_workflow
 from compiler.builder import runtime_extras
@@ -14,6 +15,7 @@ from compiler.format import format_source
 from compiler.runtime import load_module
 
 CASES = cases()
+RUNNABLE = runnable_cases()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -31,11 +33,9 @@ def test_compiles_to_expected_bytes(case: Case, update_golden: bool) -> None:
     assert compile_workflow(workflow, source_file="workflow.py").source == source
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", RUNNABLE, ids=[c.name for c in RUNNABLE])
 async def test_runs_to_expected_envelope(case: Case, update_golden: bool) -> None:
     workflow, namespace = case.load()
-    if namespace.get("NEEDS_SERVICES"):
-        pytest.skip("runs against real services in tests/integration")
     envelope = normalise(
         await AsyncLocalRuntime().execute_workflow_async(workflow, example_inputs(namespace))
     )
@@ -44,12 +44,10 @@ async def test_runs_to_expected_envelope(case: Case, update_golden: bool) -> Non
     assert envelope == json.loads(case.envelope_file.read_text())
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", RUNNABLE, ids=[c.name for c in RUNNABLE])
 async def test_shipped_module_is_the_one_that_runs(case: Case) -> None:
     """The golden file itself, imported as a module, gives the same envelope."""
     workflow, namespace = case.load()
-    if namespace.get("NEEDS_SERVICES"):
-        pytest.skip("runs against real services in tests/integration")
     module = load_module(case.expected_file.read_text(), f"golden-{case.name}")
     inputs = example_inputs(namespace)
     if hasattr(module, "RESOURCES"):

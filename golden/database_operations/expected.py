@@ -22,7 +22,7 @@ RESOURCES = {
             "host": "prod-db.company.com",
             "database": "analytics",
             "user": "app_user",
-            "password": Secret('KFLOW_MAIN_DB_PASSWORD'),
+            "password": Secret("KFLOW_MAIN_DB_PASSWORD"),
             "min_size": 5,
             "max_size": 20,
         },

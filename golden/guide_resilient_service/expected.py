@@ -4,6 +4,8 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
+import asyncio
+
 from runtime_lib import Recover, Run, SourceMap, main
 from runtime_lib.patterns import CircuitBreaker, cache_get, cache_key, cache_set
 from runtime_lib.resources import Cache, HttpClient, ResourceRegistry, Resources
@@ -50,8 +52,12 @@ breaker_primary_service = CircuitBreaker(failure_threshold=5, reset_timeout=60.0
 
 
 async def node_primary_service(*, request_data, primary_api):
+    # A call that takes over 30.0s counts as a failure.
     return await breaker_primary_service.call(
-        lambda: code_primary_service(request_data=request_data, primary_api=primary_api)
+        lambda: asyncio.wait_for(
+            code_primary_service(request_data=request_data, primary_api=primary_api),
+            30.0,
+        )
     )
 
 
@@ -145,6 +151,7 @@ async def run(
             node_primary_service,
             inputs=("request_data",),
             resources=("primary_api",),
+            timeout=None,
         )
         await ctx.call(
             "try_primary",
@@ -190,10 +197,10 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "39-44 40:24 41:25 42:26 43:27 44:27",
-        "node_try_primary": "59-65 61:40 62:41 64:43 65:43",
-        "code_use_backup": "69-74 71:47 72:48 73:49 74:49",
-        "code_fetch_fresh": "92-103 94:62 95:63 98:66 99:67 100:68 102:70 103:70",
+        "code_primary_service": "41-46 42:24 43:25 44:26 45:27 46:27",
+        "node_try_primary": "65-71 67:40 68:41 70:43 71:43",
+        "code_use_backup": "75-80 77:47 78:48 79:49 80:49",
+        "code_fetch_fresh": "98-109 100:62 101:63 104:66 105:67 106:68 108:70 109:70",
     },
 )
 

@@ -19,7 +19,7 @@ RESOURCES = {
             "base_url": "https://api.service.com",
             "headers": {
                 "Authorization": Secret(
-                    'KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION'
+                    "KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION"
                 ),
                 "User-Agent": "MyApp/1.0",
             },

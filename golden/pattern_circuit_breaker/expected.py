@@ -29,7 +29,10 @@ breaker_charge = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 
 
 async def node_charge(*, amount, limit):
-    return await breaker_charge.call(lambda: code_charge(amount=amount, limit=limit))
+    # A call that takes over 30.0s counts as a failure.
+    return await breaker_charge.call(
+        lambda: asyncio.wait_for(code_charge(amount=amount, limit=limit), 30.0)
+    )
 
 
 # Node "refund", guarded code: workflow.py:18
@@ -43,15 +46,16 @@ breaker_refund = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 
 
 async def node_refund():
-    return await breaker_refund.call(lambda: code_refund())
+    # A call that takes over 30.0s counts as a failure.
+    return await breaker_refund.call(lambda: asyncio.wait_for(code_refund(), 30.0))
 
 
 async def chain_charge(ctx: Run) -> None:
-    await ctx.call("charge", node_charge, inputs=("amount", "limit"))
+    await ctx.call("charge", node_charge, inputs=("amount", "limit"), timeout=None)
 
 
 async def chain_refund(ctx: Run) -> None:
-    await ctx.call("refund", node_refund)
+    await ctx.call("refund", node_refund, timeout=None)
 
 
 async def run(inputs: dict | None = None) -> dict:
@@ -74,7 +78,7 @@ SOURCE_MAP = SourceMap(
     "workflow.py",
     {
         "code_charge": "19-23 20:11 21:12 22:13 23:13",
-        "code_refund": "36-37 37:22",
+        "code_refund": "39-40 40:22",
     },
 )
 
