@@ -48,9 +48,10 @@ async def node_profile_fetch(*, lookup, fetches, user_id, tier):
 
 # Node "profile_store": store what "profile_fetch" fetched, for 300s; output the data.
 async def node_profile_store(*, lookup, data, cache):
-    if not lookup["hit"]:
-        await cache_set(cache, lookup["key"], data, 300)
-    return data
+    if lookup["hit"]:
+        return data
+    # The value as a later hit will read it back: the same types either way.
+    return await cache_set(cache, lookup["key"], data, 300)
 
 
 async def run(

@@ -46,9 +46,10 @@ async def cache_get(cache: Any, key: str) -> tuple[bool, Any]:
     return True, json.loads(raw)
 
 
-async def cache_set(cache: Any, key: str, value: Any, ttl_seconds: float | None) -> None:
+async def cache_set(cache: Any, key: str, value: Any, ttl_seconds: float | None) -> Any:
     """Store `value` as JSON (datetimes, decimals and the like as `str`) for `ttl_seconds`,
-    or without expiry when it is None."""
+    or without expiry when it is None. Returns the value as a later hit will read it, so
+    a miss and a hit hand the same types downstream."""
     if ttl_seconds is not None and not ttl_seconds > 0:
         raise ValueError(f"ttl_seconds must be None or > 0, got {ttl_seconds!r}")
     data = json.dumps(value, default=str)
@@ -57,3 +58,4 @@ async def cache_set(cache: Any, key: str, value: Any, ttl_seconds: float | None)
     else:
         # Milliseconds, so a fractional TTL is kept; at least 1 ms, which Redis requires.
         await cache.set(key, data, px=max(1, round(ttl_seconds * 1000)))
+    return json.loads(data)

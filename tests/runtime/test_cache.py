@@ -117,3 +117,12 @@ async def test_a_non_positive_ttl_is_refused_before_touching_the_cache():
 
     with pytest.raises(ValueError):
         await cache_set(NoCache(), "k", 1, 0)
+
+
+async def test_set_returns_the_value_as_a_hit_will_read_it(redis_client, keys):
+    import datetime
+
+    key = keys("typed")
+    stored = await cache_set(redis_client, key, {"pair": (1, 2), "at": datetime.date(2024, 1, 2)}, 60)
+    hit, value = await cache_get(redis_client, key)
+    assert hit and stored == value == {"pair": [1, 2], "at": "2024-01-02"}
