@@ -91,10 +91,16 @@ def build(workflow_file: str, output: str | None, name: str | None, emit_ir: str
 @click.option("--inputs", "inputs_json", default="{}", help="workflow inputs as a JSON object")
 @click.option("--inputs-file", type=click.Path(dir_okay=False), help="read inputs from a JSON file")
 @click.option("--name", help="module attribute holding the workflow")
-def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str | None) -> None:
-    """Compile WORKFLOW_FILE in memory, run it once and print the envelope."""
+@click.option("--quiet", is_flag=True, help="no progress on stderr, only the envelope")
+@click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome trace JSON")
+def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str | None,
+        quiet: bool, trace: str | None) -> None:
+    """Compile WORKFLOW_FILE in memory, run it once and print the envelope.
+
+    Progress goes to stderr: a live view on a terminal, a line per event otherwise.
+    """
     from compiler.runtime import AsyncLocalRuntime
-    from runtime_lib.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure
+    from runtime_lib.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure, make_observer
     from runtime_lib.envelope import to_json
 
     try:
@@ -112,7 +118,8 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
     except CompileError as exc:
         _report(exc.diagnostics)
         sys.exit(EXIT_COMPILE)
-    envelope = asyncio.run(runtime.execute_workflow_async(workflow, inputs))
+    observer = make_observer(not quiet, trace)
+    envelope = asyncio.run(runtime.execute_workflow_async(workflow, inputs, observer=observer))
     click.echo(to_json(envelope))
     if envelope["status"] != "success":
         sys.exit(EXIT_BAD_INPUT if is_input_failure(envelope) else EXIT_FAILED)

@@ -29,7 +29,7 @@ from runtime_lib.run import DEFAULT_TIMEOUT
 
 # Names the module itself defines or imports at top level; node functions never take them.
 RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
-                      "NODES", "Run", "SourceMap", "MISSING"})
+                      "NODES", "Run", "SourceMap", "MISSING", "Observer"})
 
 
 class Names:
@@ -184,7 +184,9 @@ class ModuleBuilder:
         self.source_file = source_file
         self.names = Names(analysis.imports)
         # module -> names: `from runtime_lib... import ...`, rendered once, sorted.
-        self.from_imports: dict[str, set[str]] = {"runtime_lib": {"Run", "SourceMap", "main"}}
+        self.from_imports: dict[str, set[str]] = {
+            "runtime_lib": {"Observer", "Run", "SourceMap", "main"}
+        }
         self.imports: set[str] = set(analysis.imports)
         self.emitted: dict[str, Emitted] = {}
         self.handlers: dict[str, NodeFunction] = {}

@@ -66,9 +66,10 @@ class AsyncLocalRuntime:
         inputs: Mapping[str, Any] | None = None,
         *,
         resources: Mapping[str, Any] | None = None,
+        observer: Any = None,
     ) -> dict[str, Any]:
         module = self.module(workflow)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"observer": observer} if observer is not None else {}
         if hasattr(module, "RESOURCES"):
             extras = runtime_extras(workflow)
             kwargs.update(

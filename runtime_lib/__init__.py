@@ -5,11 +5,13 @@ pattern libraries load only when a workflow uses them.
 """
 
 from runtime_lib.cli import main
+from runtime_lib.observe import Observer
 from runtime_lib.run import MISSING, Custom, Fallback, Ignore, LogAndFail, Recover, Run
 from runtime_lib.sourcemap import SourceMap
 
 __all__ = [
     "MISSING",
+    "Observer",
     "Custom",
     "Fallback",
     "Ignore",

@@ -1,7 +1,8 @@
 """The command line of a generated module: `python out.py --inputs '{...}'`.
 
 Prints the run's envelope as JSON. Exit code 0 on success, 1 on a failed run,
-2 on bad input (unreadable JSON, or required inputs missing).
+2 on bad input (unreadable JSON, or required inputs missing). `--progress` shows
+the run on stderr, `--trace FILE` writes a Chrome trace of it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,26 @@ def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--inputs", help="workflow inputs as a JSON object")
     source.add_argument("--inputs-file", help="read workflow inputs from a JSON file")
+    parser.add_argument("--progress", action="store_true",
+                        help="show node states and map progress on stderr")
+    parser.add_argument("--trace", metavar="FILE",
+                        help="write a Chrome trace-event JSON of the run (opens in Perfetto)")
     return parser.parse_args(argv)
+
+
+def make_observer(progress: bool, trace: str | None) -> Any:
+    """The observer asked for on the command line, or None."""
+    from runtime_lib.observe import Observers, TraceRecorder
+    from runtime_lib.progress import progress_observer
+
+    observers = []
+    if progress:
+        observers.append(progress_observer(sys.stderr))
+    if trace:
+        observers.append(TraceRecorder(trace))
+    if not observers:
+        return None
+    return observers[0] if len(observers) == 1 else Observers(observers)
 
 
 def read_inputs(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,7 +84,8 @@ def main(
         return EXIT_BAD_INPUT
     from runtime_lib.envelope import to_json
 
-    envelope = asyncio.run(run(inputs))
+    observer = make_observer(args.progress, args.trace)
+    envelope = asyncio.run(run(inputs, observer=observer) if observer else run(inputs))
     print(to_json(envelope))
     if envelope["status"] == "success":
         return EXIT_OK

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from runtime_lib.observe import CURRENT, Observer
 from runtime_lib.sourcemap import SourceMap
 
 logger = logging.getLogger("kflow")
@@ -103,14 +104,16 @@ class Run:
         source_map: SourceMap | None = None,
         module_file: str | None = None,
         resources: Any = None,
-        progress: Any = None,
+        nodes: tuple[str, ...] = (),
+        observer: Observer | None = None,
     ) -> None:
         self.workflow = workflow
+        self.nodes = nodes
+        self.observer = observer
         self.inputs: Mapping[str, Any] = dict(inputs or {})
         self.source_map = source_map
         self.module_file = module_file
         self.resources = resources
-        self.progress = progress
         self.run_id = uuid.uuid4().hex
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
@@ -123,11 +126,15 @@ class Run:
         self._started = time.perf_counter()
 
     async def __aenter__(self) -> Run:
+        if self.observer is not None:
+            self.observer.run_started(self.workflow, self.nodes, self._started)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self.resources is not None:
             await self.resources.aclose()
+        if self.observer is not None and exc_info[0] is None:
+            self.observer.run_finished(self.envelope(), time.perf_counter())
 
     # -- before any node starts ------------------------------------------------
 
@@ -149,6 +156,9 @@ class Run:
             listed = ", ".join(repr(n) for n in names)
             self.errors[node_id] = f"InputError: missing required input {listed}"
             self._bad.add(node_id)
+            if self.observer is not None:
+                self.observer.node_finished(node_id, "failed", time.perf_counter(),
+                                            self.errors[node_id])
         return not missing
 
     def skip_all(self, node_ids: tuple[str, ...]) -> None:
@@ -177,6 +187,8 @@ class Run:
         self.skipped.append(node_id)
         self._bad.add(node_id)
         self._finish(node_id)
+        if self.observer is not None:
+            self.observer.node_skipped(node_id, time.perf_counter())
 
     # -- one node --------------------------------------------------------------
 
@@ -200,6 +212,10 @@ class Run:
             return
         started = time.perf_counter()
         kwargs: dict[str, Any] = {}
+        observer = self.observer
+        if observer is not None:
+            observer.node_started(node_id, started)
+            watching = CURRENT.set((observer, node_id))
         try:
             if inputs:
                 self._gather_inputs(node_id, inputs, kwargs)
@@ -226,8 +242,21 @@ class Run:
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
             self.results[node_id] = output
-        self.times[node_id] = time.perf_counter() - started
+        ended = time.perf_counter()
+        self.times[node_id] = ended - started
         self._finish(node_id)
+        if observer is not None:
+            CURRENT.reset(watching)
+            self._observe_end(node_id, ended)
+
+    def _observe_end(self, node_id: str, at: float) -> None:
+        assert self.observer is not None
+        if node_id in self.errors:
+            self.observer.node_finished(node_id, "failed", at, self.errors[node_id])
+        elif node_id in self.recovered:
+            self.observer.node_finished(node_id, "recovered", at, self.recovered[node_id])
+        else:
+            self.observer.node_finished(node_id, "done", at, None)
 
     def _gather_inputs(self, node_id: str, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
         own = self.inputs.get(node_id)
@@ -252,6 +281,8 @@ class Run:
 
         def count(n: int) -> None:
             self.attempts[node_id] = n
+            if self.observer is not None:
+                self.observer.attempt_started(node_id, n, time.perf_counter())
 
         return await retry_call(attempt, retry, on_attempt=count)
 

@@ -7,12 +7,12 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 import time
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 
 WORKFLOW = "robust"
+NODES = ("robust_operation",)
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
-NODES = ("robust_operation",)
 
 
 # Node "robust_operation": workflow.py:8
@@ -47,10 +47,15 @@ async def node_robust_operation(*, risky_operation):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

@@ -4,9 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 
 WORKFLOW = "data_paths"
+NODES = ("data_fetcher", "processor")
 
 
 # Node "data_fetcher": workflow.py:7
@@ -30,10 +31,15 @@ async def node_processor(*, user_profile, user_permissions, auth_token):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         await ctx.call("data_fetcher", node_data_fetcher)
         await ctx.call(
@@ -52,8 +58,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "13-19 14:8 19:12",
-        "node_processor": "23-30 24:16 25:17 30:21",
+        "node_data_fetcher": "14-20 15:8 20:12",
+        "node_processor": "24-31 25:16 26:17 31:21",
     },
 )
 

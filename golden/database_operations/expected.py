@@ -6,11 +6,12 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.resource_ops import resource_operation
 from runtime_lib.resources import Database, ResourceRegistry, Resources, Secret
 
 WORKFLOW = "db_operations"
+NODES = ("query_users", "complex_query")
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -73,17 +74,25 @@ async def run(
     resources: dict | None = None,
     registry: ResourceRegistry | None = None,
     environ: dict | None = None,
+    observer: Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets.
+    `environ` replaces os.environ for settings and secrets; `observer` watches the run
+    (progress, traces).
     """
     opened = Resources(
         RESOURCES, injected=resources, registry=registry, environ=environ
     )
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        resources=opened,
+        observer=observer,
     ) as ctx:
         await asyncio.gather(
             chain_query_users(ctx),
@@ -96,7 +105,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
+        "node_complex_query": "48-60 49:34 51:36 52:37 53:38 54:39 59:44 60:44",
     },
 )
 

@@ -7,16 +7,16 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import aiohttp
 import asyncio
 
-from runtime_lib import Fallback, RetryPolicy, Run, SourceMap, main
+from runtime_lib import Fallback, Observer, RetryPolicy, Run, SourceMap, main
 
 WORKFLOW = "payments"
+NODES = ("critical_operation", "refund")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "external_service": ("critical_operation",),
     "payment_data": ("critical_operation", "refund"),
     "refund_service": ("refund",),
 }
-NODES = ("critical_operation", "refund")
 
 
 # Node "critical_operation": workflow.py:23
@@ -72,10 +72,15 @@ async def chain_refund(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

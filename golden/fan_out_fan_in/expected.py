@@ -6,9 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 
 WORKFLOW = "fan_out_fan_in"
+NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
 
 
 # Node "source": workflow.py:7
@@ -94,10 +95,15 @@ async def chain_aggregator(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         await asyncio.gather(
             chain_source(ctx),
@@ -113,12 +119,12 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_source": "15-17 16:8 17:8",
-        "node_processor_a": "21-24 22:11 23:12 24:12",
-        "node_processor_b": "28-31 29:15 30:16 31:16",
-        "node_processor_c": "35-37 36:19 37:19",
-        "node_monitor": "41-43 42:22 43:22",
-        "node_aggregator": "47-49 48:25 49:25",
+        "node_source": "16-18 17:8 18:8",
+        "node_processor_a": "22-25 23:11 24:12 25:12",
+        "node_processor_b": "29-32 30:15 31:16 32:16",
+        "node_processor_c": "36-38 37:19 38:19",
+        "node_monitor": "42-44 43:22 44:22",
+        "node_aggregator": "48-50 49:25 50:25",
     },
 )
 

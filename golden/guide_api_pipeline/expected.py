@@ -6,14 +6,14 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import json
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import RateLimiter, batch_process, parallel_map
 from runtime_lib.resources import Database, HttpClient, ResourceRegistry, Resources
 
 WORKFLOW = "api_pipeline"
+NODES = ("fetch_users", "process_users", "store_users")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
-NODES = ("fetch_users", "process_users", "store_users")
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -97,17 +97,25 @@ async def run(
     resources: dict | None = None,
     registry: ResourceRegistry | None = None,
     environ: dict | None = None,
+    observer: Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets.
+    `environ` replaces os.environ for settings and secrets; `observer` watches the run
+    (progress, traces).
     """
     opened = Resources(
         RESOURCES, injected=resources, registry=registry, environ=environ
     )
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        resources=opened,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

@@ -4,10 +4,11 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import parallel_fetch
 
 WORKFLOW = "data_aggregation"
+NODES = ("multi_fetch", "analyze")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "crm_api": ("multi_fetch",),
@@ -15,7 +16,6 @@ REQUIRED_INPUTS = {
     "inventory_api": ("multi_fetch",),
     "analytics_api": ("multi_fetch",),
 }
-NODES = ("multi_fetch", "analyze")
 
 
 # Node "multi_fetch", operation 'customers': workflow.py:13
@@ -92,10 +92,15 @@ async def node_analyze(*, successful, failed):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

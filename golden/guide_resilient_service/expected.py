@@ -6,16 +6,11 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Recover, Run, SourceMap, main
+from runtime_lib import Observer, Recover, Run, SourceMap, main
 from runtime_lib.patterns import CircuitBreaker, cache_get, cache_key, cache_set
 from runtime_lib.resources import Cache, HttpClient, ResourceRegistry, Resources
 
 WORKFLOW = "service_integration"
-# Each required workflow input, and the nodes whose code reads it.
-REQUIRED_INPUTS = {
-    "request_data": ("primary_service", "use_backup"),
-    "item_id": ("cache_check", "fetch_fresh"),
-}
 NODES = (
     "primary_service",
     "try_primary",
@@ -24,6 +19,11 @@ NODES = (
     "fetch_fresh",
     "cache_store",
 )
+# Each required workflow input, and the nodes whose code reads it.
+REQUIRED_INPUTS = {
+    "request_data": ("primary_service", "use_backup"),
+    "item_id": ("cache_check", "fetch_fresh"),
+}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -132,17 +132,25 @@ async def run(
     resources: dict | None = None,
     registry: ResourceRegistry | None = None,
     environ: dict | None = None,
+    observer: Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets.
+    `environ` replaces os.environ for settings and secrets; `observer` watches the run
+    (progress, traces).
     """
     opened = Resources(
         RESOURCES, injected=resources, registry=registry, environ=environ
     )
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        resources=opened,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

@@ -4,10 +4,11 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.resources import HttpClient, ResourceRegistry, Resources, Secret
 
 WORKFLOW = "http_client"
+NODES = ("api_call",)
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -49,17 +50,25 @@ async def run(
     resources: dict | None = None,
     registry: ResourceRegistry | None = None,
     environ: dict | None = None,
+    observer: Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets.
+    `environ` replaces os.environ for settings and secrets; `observer` watches the run
+    (progress, traces).
     """
     opened = Resources(
         RESOURCES, injected=resources, registry=registry, environ=environ
     )
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        resources=opened,
+        observer=observer,
     ) as ctx:
         await ctx.call("api_call", node_api_call, resources=("authenticated_api",))
     return ctx.envelope()
@@ -69,7 +78,7 @@ async def run(
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_api_call": "34-43 36:28 38:30 39:31 40:32 42:34 43:34",
+        "node_api_call": "35-44 37:28 39:30 40:31 41:32 43:34 44:34",
     },
 )
 

@@ -4,9 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import MISSING, Run, SourceMap, main
+from runtime_lib import MISSING, Observer, Run, SourceMap, main
 
 WORKFLOW = "health_alerts"
+NODES = ("health_monitor", "alert_processor")
 
 
 # Node "health_monitor": workflow.py:8
@@ -37,10 +38,15 @@ async def node_alert_processor(
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         await ctx.call("health_monitor", node_health_monitor)
         await ctx.call(
@@ -59,8 +65,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "13-20 14:9 20:14",
-        "node_alert_processor": "24-37 28:19 29:20 30:21 32:23 37:27",
+        "node_health_monitor": "14-21 15:9 21:14",
+        "node_alert_processor": "25-38 29:19 30:20 31:21 33:23 38:27",
     },
 )
 

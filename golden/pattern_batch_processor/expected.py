@@ -4,10 +4,11 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import batch_process
 
 WORKFLOW = "batch_processor"
+NODES = ("load", "square")
 
 
 # Node "load": workflow.py:7
@@ -29,10 +30,15 @@ async def node_square(*, items):
     return await batch_process(process_batch, items, batch_size=4)
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         await ctx.call("load", node_load)
         await ctx.call("square", node_square, wires=(("items", "load", ()),))
@@ -43,8 +49,8 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_load": "14-16 15:7 16:7",
-        "code_square": "20-22 21:12 22:12",
+        "node_load": "15-17 16:7 17:7",
+        "code_square": "21-23 22:12 23:12",
     },
 )
 

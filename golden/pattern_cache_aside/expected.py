@@ -4,18 +4,18 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import cache_get, cache_key, cache_set
 from runtime_lib.resources import Cache, ResourceRegistry, Resources
 
 WORKFLOW = "cache_aside"
+NODES = ("profile_cached", "profile_fetch", "profile_store")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "user_id": ("profile_cached", "profile_fetch"),
     "fetches": ("profile_fetch",),
     "tier": ("profile_fetch",),
 }
-NODES = ("profile_cached", "profile_fetch", "profile_store")
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -60,17 +60,25 @@ async def run(
     resources: dict | None = None,
     registry: ResourceRegistry | None = None,
     environ: dict | None = None,
+    observer: Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets.
+    `environ` replaces os.environ for settings and secrets; `observer` watches the run
+    (progress, traces).
     """
     opened = Resources(
         RESOURCES, injected=resources, registry=registry, environ=environ
     )
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__, resources=opened
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        resources=opened,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

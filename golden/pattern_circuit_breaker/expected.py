@@ -6,13 +6,13 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import CircuitBreaker
 
 WORKFLOW = "circuit_breaker"
+NODES = ("charge", "refund")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
-NODES = ("charge", "refund")
 
 
 # Node "charge", guarded code: workflow.py:7
@@ -58,10 +58,15 @@ async def chain_refund(ctx: Run) -> None:
     await ctx.call("refund", node_refund, timeout=None)
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

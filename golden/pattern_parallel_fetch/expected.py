@@ -6,13 +6,13 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import parallel_fetch
 
 WORKFLOW = "parallel_fetch"
+NODES = ("multi_fetch", "summary")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"count": ("multi_fetch",)}
-NODES = ("multi_fetch", "summary")
 
 
 # Node "multi_fetch", operation 'fast': workflow.py:7
@@ -52,10 +52,15 @@ async def node_summary(*, successful, failed):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

@@ -7,10 +7,11 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 import functools
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 from runtime_lib.patterns import parallel_map
 
 WORKFLOW = "controlling_concurrency"
+NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
 
 
 # Node "numbers": workflow.py:36
@@ -131,10 +132,15 @@ async def chain_memory_intensive(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         await asyncio.gather(
             chain_numbers(ctx),
@@ -148,10 +154,10 @@ async def run(inputs: dict | None = None) -> dict:
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_numbers": "17-19 18:36 19:36",
-        "functions_cpu_intensive": "24-39 25:22 26:23 28:25 30:27 32:29 33:30 34:31 35:32 36:33 38:35 39:35",
-        "functions_io_intensive": "60-67 61:26 62:27 64:29 66:31 67:31",
-        "functions_memory_intensive": "83-89 84:30 85:31 86:32 88:34 89:34",
+        "node_numbers": "18-20 19:36 20:36",
+        "functions_cpu_intensive": "25-40 26:22 27:23 29:25 31:27 33:29 34:30 35:31 36:32 37:33 39:35 40:35",
+        "functions_io_intensive": "61-68 62:26 63:27 65:29 67:31 68:31",
+        "functions_memory_intensive": "84-90 85:30 86:31 87:32 89:34 90:34",
     },
 )
 

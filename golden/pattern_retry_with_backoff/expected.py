@@ -4,12 +4,12 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import RetryPolicy, Run, SourceMap, main
+from runtime_lib import Observer, RetryPolicy, Run, SourceMap, main
 
 WORKFLOW = "retry_with_backoff"
+NODES = ("operation",)
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"calls": ("operation",)}
-NODES = ("operation",)
 
 
 # Node "operation": workflow.py:7
@@ -21,10 +21,15 @@ async def node_operation(*, calls):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

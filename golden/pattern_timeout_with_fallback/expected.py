@@ -6,12 +6,12 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Recover, Run, SourceMap, main
+from runtime_lib import Observer, Recover, Run, SourceMap, main
 
 WORKFLOW = "timeout_with_fallback"
+NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"delay": ("quote_live",)}
-NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
 
 
 # Node "quote_live": workflow.py:7
@@ -83,10 +83,15 @@ async def chain_rate_live(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

@@ -4,12 +4,12 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Run, SourceMap, main
+from runtime_lib import Observer, Run, SourceMap, main
 
 WORKFLOW = "my_workflow"
+NODES = ("fetch", "process")
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
-NODES = ("fetch", "process")
 
 
 # Node "fetch": workflow.py:16
@@ -24,10 +24,15 @@ async def node_process(*, input_data, process_data):
     return result
 
 
-async def run(inputs: dict | None = None) -> dict:
-    """Run the workflow once and return its envelope."""
+async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+    """Run the workflow once and return its envelope; `observer` watches the run."""
     async with Run(
-        WORKFLOW, inputs, source_map=SOURCE_MAP, module_file=__file__
+        WORKFLOW,
+        inputs,
+        nodes=NODES,
+        source_map=SOURCE_MAP,
+        module_file=__file__,
+        observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)

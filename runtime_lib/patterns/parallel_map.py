@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
+from ..observe import map_hooks
 from ._errors import PatternError, describe, format_error, item_timed_out
 from .executors import (
     AsyncExecutor,
@@ -24,6 +25,7 @@ from .executors import (
 )
 
 Progress = Callable[[int, "int | None"], object]
+OnBatch = Callable[[float, float, int, int], object]
 
 # Marks a result slot whose item failed or never ran; private, so no user value is it.
 _PENDING: Any = object()
@@ -57,6 +59,7 @@ async def parallel_map(
     continue_on_error: bool = False,
     executor: str | Executor = "async",
     progress: Progress | None = None,
+    on_batch: OnBatch | None = None,
 ) -> dict[str, Any]:
     """Run `process_item` over `items`; return `{"results", "errors", "statistics"}`.
 
@@ -64,12 +67,17 @@ async def parallel_map(
     `{"index", "item", "error", "error_type"}` per failed item, in index order. Without
     `continue_on_error`, the first failure stops new items from starting, the ones in flight
     finish, and ParallelMapError is raised. `progress(done, total)` is called as items finish
-    (`total` None for an iterable without a length).
+    (`total` None for an iterable without a length); `on_batch(started, ended, first_index,
+    size)` as each batch of items is done (perf_counter times). Left out, both come from
+    the observer of the run this map is part of, if it has one (runtime_lib.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
+    if progress is None and on_batch is None:
+        progress, on_batch = map_hooks()
     runner = get_executor(executor) if isinstance(executor, str) else executor
     total = len(items) if isinstance(items, Sized) else None
-    run = _Run(items, total, stop_on_error=not continue_on_error, progress=progress)
+    run = _Run(items, total, stop_on_error=not continue_on_error, progress=progress,
+               on_batch=on_batch)
     started = time.perf_counter()
 
     if isinstance(runner, AsyncExecutor) and is_async_callable(process_item):
@@ -118,6 +126,7 @@ class _Run:
         *,
         stop_on_error: bool,
         progress: Progress | None,
+        on_batch: OnBatch | None = None,
     ) -> None:
         self.source: Iterator[Any] = iter(items)
         # A list is read by slicing; its slices are lists, which stealing and stopping cut.
@@ -130,6 +139,8 @@ class _Run:
         self.errors: list[dict[str, Any]] = []
         self.stop_on_error = stop_on_error
         self.progress = progress
+        self.on_batch = on_batch
+        self.block_started: dict[int, float] = {}  # by worker, only when on_batch is set
         self.stopped = False
         self.taken = 0  # items read from the source so far
         self.done = 0  # items finished, for progress
@@ -203,6 +214,8 @@ class _Run:
             return None
         out: list[Any] = []
         self.active[me] = (start, block, out)
+        if self.on_batch is not None:
+            self.block_started[me] = time.perf_counter()
         return start, block, out
 
     def _steal(self) -> tuple[int, list[Any]] | None:
@@ -223,6 +236,8 @@ class _Run:
         """Store worker `me`'s block outputs; return its next block size."""
         start, block, out = self.active.pop(me)
         self.results[start : start + len(out)] = out
+        if self.on_batch is not None:
+            self.on_batch(self.block_started.pop(me), time.perf_counter(), start, len(out))
         if self.progress is not None:
             self.done += len(out)
             self.progress(self.done, self.total)
@@ -248,6 +263,7 @@ class _Run:
         numbered = self._numbered()
         while not self.stopped and (chunk := list(islice(numbered, chunk_size))):
             self.chunks += 1
+            chunk_started = time.perf_counter()
             try:
                 outcomes = await run_chunk(chunk)
             except Exception as exc:
@@ -266,6 +282,8 @@ class _Run:
                     self.errors.append(_record(index, items_by_index[index], *value))
                     if self.stop_on_error:
                         self.stopped = True
+            if self.on_batch is not None:
+                self.on_batch(chunk_started, time.perf_counter(), chunk[0][0], len(chunk))
             if self.progress is not None:
                 self.done += len(chunk)
                 self.progress(self.done, self.total)
