@@ -29,7 +29,8 @@ from runtime_lib.run import DEFAULT_TIMEOUT
 
 # Names the module itself defines or imports at top level; node functions never take them.
 RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
-                      "NODES", "Run", "SourceMap", "MISSING", "Observer"})
+                      "NODES", "Run", "SourceMap", "MISSING", "Observer", "run_many",
+                      "run_each"})
 
 
 class Names:
@@ -185,7 +186,8 @@ class ModuleBuilder:
         self.names = Names(analysis.imports)
         # module -> names: `from runtime_lib... import ...`, rendered once, sorted.
         self.from_imports: dict[str, set[str]] = {
-            "runtime_lib": {"Observer", "Run", "SourceMap", "main"}
+            "runtime_lib": {"Observer", "Run", "SourceMap", "main"},
+            "runtime_lib.many": {"run_each"},
         }
         self.imports: set[str] = set(analysis.imports)
         self.emitted: dict[str, Emitted] = {}

@@ -27,6 +27,10 @@ def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--inputs", help="workflow inputs as a JSON object")
     source.add_argument("--inputs-file", help="read workflow inputs from a JSON file")
+    source.add_argument("--inputs-jsonl", metavar="FILE",
+                        help="run once per line (a JSON object each); print one envelope a line")
+    parser.add_argument("--max-concurrency", type=int, default=10,
+                        help="with --inputs-jsonl: runs at once (default 10)")
     parser.add_argument("--progress", action="store_true",
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
@@ -70,13 +74,52 @@ def is_input_failure(envelope: dict[str, Any]) -> bool:
     return any(str(msg).startswith("InputError:") for msg in envelope["errors"].values())
 
 
+def read_inputs_lines(path: str) -> list[dict[str, Any]]:
+    inputs_list = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                inputs = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON: {exc}") from None
+            if not isinstance(inputs, dict):
+                raise ValueError(f"{path}:{number}: inputs must be a JSON object")
+            inputs_list.append(inputs)
+    return inputs_list
+
+
+def _main_many(run_each: Callable[..., Awaitable[list[dict[str, Any]]]],
+               args: argparse.Namespace) -> int:
+    from runtime_lib.envelope import to_json
+
+    try:
+        inputs_list = read_inputs_lines(args.inputs_jsonl)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    envelopes = asyncio.run(run_each(inputs_list, max_concurrency=args.max_concurrency))
+    for envelope in envelopes:
+        print(to_json(envelope, indent=None))
+    if all(e["status"] == "success" for e in envelopes):
+        return EXIT_OK
+    return EXIT_BAD_INPUT if any(is_input_failure(e) for e in envelopes) else EXIT_FAILED
+
+
 def main(
     run: Callable[..., Awaitable[dict[str, Any]]],
     argv: Sequence[str] | None = None,
     *,
+    run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None = None,
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
     args = _parse(argv, description)
+    if args.inputs_jsonl:
+        if run_many is None:
+            print("error: --inputs-jsonl needs main(run, run_many=...)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        return _main_many(run_many, args)
     try:
         inputs = read_inputs(args)
     except (OSError, ValueError) as exc:

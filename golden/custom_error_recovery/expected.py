@@ -8,6 +8,7 @@ import asyncio
 import time
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
@@ -68,14 +69,22 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "19-47 20:11 22:13 23:14 25:16 26:17 27:18 28:19 29:20 31:22 36:27 37:28 39:30 40:31 42:33 47:37",
+        "node_robust_operation": "20-48 21:11 23:13 24:14 26:16 27:17 28:18 29:19 30:20 32:22 37:27 38:28 40:30 41:31 43:33 48:37",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "data_paths"
 NODES = ("data_fetcher", "processor")
@@ -54,15 +55,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "14-20 15:8 20:12",
-        "node_processor": "24-31 25:16 26:17 31:21",
+        "node_data_fetcher": "15-21 16:8 21:12",
+        "node_processor": "25-32 26:16 27:17 32:21",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -8,6 +8,7 @@ import aiohttp
 import asyncio
 
 from runtime_lib import Fallback, Observer, RetryPolicy, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "payments"
 NODES = ("critical_operation", "refund")
@@ -92,15 +93,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "23-31 25:27 26:28 31:32",
-        "node_refund": "35-38 36:43 37:44 38:44",
+        "node_critical_operation": "24-32 26:27 27:28 32:32",
+        "node_refund": "36-39 37:43 38:44 39:44",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
@@ -115,19 +116,27 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_source": "16-18 17:8 18:8",
-        "node_processor_a": "22-25 23:11 24:12 25:12",
-        "node_processor_b": "29-32 30:15 31:16 32:16",
-        "node_processor_c": "36-38 37:19 38:19",
-        "node_monitor": "42-44 43:22 44:22",
-        "node_aggregator": "48-50 49:25 50:25",
+        "node_source": "17-19 18:8 19:8",
+        "node_processor_a": "23-26 24:11 25:12 26:12",
+        "node_processor_b": "30-33 31:15 32:16 33:16",
+        "node_processor_c": "37-39 38:19 39:19",
+        "node_monitor": "43-45 44:22 45:22",
+        "node_aggregator": "49-51 50:25 51:25",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

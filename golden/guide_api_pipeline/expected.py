@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import json
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import RateLimiter, batch_process, parallel_map
 from runtime_lib.resources import Database, HttpClient, ResourceRegistry, Resources
 
@@ -142,16 +143,24 @@ async def run(
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_fetch_users": "28-31 29:27 30:28 31:28",
-        "functions_process_users": "45-58 46:37 48:39 49:40 51:42 58:47",
-        "code_store_users": "73-84 74:58 75:59 76:60 83:64 84:64",
+        "code_fetch_users": "29-32 30:27 31:28 32:28",
+        "functions_process_users": "46-59 47:37 49:39 50:40 52:42 59:47",
+        "code_store_users": "74-85 75:58 76:59 77:60 84:64 85:64",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import parallel_fetch
 
 WORKFLOW = "data_aggregation"
@@ -121,18 +122,26 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "22-25 23:18 24:19 25:19",
-        "fetch_multi_fetch_orders": "29-32 30:22 31:23 32:23",
-        "fetch_multi_fetch_inventory": "36-39 37:26 38:27 39:27",
-        "fetch_multi_fetch_analytics": "43-46 44:30 45:31 46:31",
-        "node_analyze": "62-92 64:43 65:44 66:45 67:46 70:49 71:50 72:51 73:52 74:53 75:54 78:57 87:68 92:72",
+        "fetch_multi_fetch_customers": "23-26 24:18 25:19 26:19",
+        "fetch_multi_fetch_orders": "30-33 31:22 32:23 33:23",
+        "fetch_multi_fetch_inventory": "37-40 38:26 39:27 40:27",
+        "fetch_multi_fetch_analytics": "44-47 45:30 46:31 47:31",
+        "node_analyze": "63-93 65:43 66:44 67:45 68:46 71:49 72:50 73:51 74:52 75:53 76:54 79:57 88:68 93:72",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

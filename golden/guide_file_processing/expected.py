@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import parallel_map
 from runtime_lib.resources import Database, ResourceRegistry, Resources
 
@@ -172,16 +173,24 @@ async def run(
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_scan_files": "25-44 26:25 27:26 29:28 30:29 32:31 33:32 34:33 43:40 44:40",
-        "functions_process_files": "48-79 49:48 50:49 51:50 54:53 57:56 60:59 69:68 70:69 72:71 79:76",
-        "node_store_results": "94-124 95:87 98:90 99:91 102:94 103:95 104:96 115:106 124:114",
+        "node_scan_files": "26-45 27:25 28:26 30:28 31:29 33:31 34:32 35:33 44:40 45:40",
+        "functions_process_files": "49-80 50:48 51:49 52:50 55:53 58:56 61:59 70:68 71:69 73:71 80:76",
+        "node_store_results": "95-125 96:87 99:90 100:91 103:94 104:95 105:96 116:106 125:114",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 
 from runtime_lib import Observer, Recover, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import CircuitBreaker, cache_get, cache_key, cache_set
 from runtime_lib.resources import Cache, HttpClient, ResourceRegistry, Resources
 
@@ -202,17 +203,25 @@ async def run(
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "41-46 42:24 43:25 44:26 45:27 46:27",
-        "node_try_primary": "65-71 67:40 68:41 70:43 71:43",
-        "code_use_backup": "75-80 77:47 78:48 79:49 80:49",
-        "code_fetch_fresh": "98-109 100:62 101:63 104:66 105:67 106:68 108:70 109:70",
+        "code_primary_service": "42-47 43:24 44:25 45:26 46:27 47:27",
+        "node_try_primary": "66-72 68:40 69:41 71:43 72:43",
+        "code_use_backup": "76-81 78:47 79:48 80:49 81:49",
+        "code_fetch_fresh": "99-110 101:62 102:63 105:66 106:67 107:68 109:70 110:70",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

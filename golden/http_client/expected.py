@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.resources import HttpClient, ResourceRegistry, Resources, Secret
 
 WORKFLOW = "http_client"
@@ -74,14 +75,22 @@ async def run(
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_api_call": "35-44 37:28 39:30 40:31 41:32 43:34 44:34",
+        "node_api_call": "36-45 38:28 40:30 41:31 42:32 44:34 45:34",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

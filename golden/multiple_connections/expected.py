@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import MISSING, Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "health_alerts"
 NODES = ("health_monitor", "alert_processor")
@@ -61,15 +62,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "14-21 15:9 21:14",
-        "node_alert_processor": "25-38 29:19 30:20 31:21 33:23 38:27",
+        "node_health_monitor": "15-22 16:9 22:14",
+        "node_alert_processor": "26-39 30:19 31:20 32:21 34:23 39:27",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import batch_process
 
 WORKFLOW = "batch_processor"
@@ -45,15 +46,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_load": "15-17 16:7 17:7",
-        "code_square": "21-23 22:12 23:12",
+        "node_load": "16-18 17:7 18:7",
+        "code_square": "22-24 23:12 24:12",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import parallel_fetch
 
 WORKFLOW = "parallel_fetch"
@@ -77,17 +78,25 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_fast": "19-22 20:12 21:13 22:13",
-        "fetch_multi_fetch_slow": "26-29 27:16 28:17 29:17",
-        "fetch_multi_fetch_broken": "33-35 34:20 35:20",
-        "node_summary": "50-52 51:28 52:28",
+        "fetch_multi_fetch_fast": "20-23 21:12 22:13 23:13",
+        "fetch_multi_fetch_slow": "27-30 28:16 29:17 30:17",
+        "fetch_multi_fetch_broken": "34-36 35:20 36:20",
+        "node_summary": "51-53 52:28 53:28",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

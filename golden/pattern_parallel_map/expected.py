@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import parallel_map
 
 WORKFLOW = "parallel_map"
@@ -63,15 +64,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_load": "19-21 20:7 21:7",
-        "functions_enrich": "25-32 26:11 27:12 28:13 29:14 30:15 32:15",
+        "node_load": "20-22 21:7 22:7",
+        "functions_enrich": "26-33 27:11 28:12 29:13 30:14 31:15 33:15",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -8,6 +8,7 @@ import asyncio
 import functools
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 from runtime_lib.patterns import parallel_map
 
 WORKFLOW = "controlling_concurrency"
@@ -150,17 +151,25 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_numbers": "18-20 19:36 20:36",
-        "functions_cpu_intensive": "25-40 26:22 27:23 29:25 31:27 33:29 34:30 35:31 36:32 37:33 39:35 40:35",
-        "functions_io_intensive": "61-68 62:26 63:27 65:29 67:31 68:31",
-        "functions_memory_intensive": "84-90 85:30 86:31 87:32 89:34 90:34",
+        "node_numbers": "19-21 20:36 21:36",
+        "functions_cpu_intensive": "26-41 27:22 28:23 30:25 32:27 34:29 35:30 36:31 37:32 38:33 40:35 41:35",
+        "functions_io_intensive": "62-69 63:26 64:27 66:29 68:31 69:31",
+        "functions_memory_intensive": "85-91 86:30 87:31 88:32 90:34 91:34",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -7,6 +7,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 
 from runtime_lib import Observer, Recover, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "timeout_with_fallback"
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
@@ -103,17 +104,25 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_quote_live": "18-21 19:12 20:13 21:13",
-        "code_quote_cached": "25-27 26:16 27:16",
-        "node_rate_live": "38-40 39:25 40:25",
-        "code_rate_cached": "44-46 45:28 46:28",
+        "node_quote_live": "19-22 20:12 21:13 22:13",
+        "code_quote_cached": "26-28 27:16 28:16",
+        "node_rate_live": "39-41 40:25 41:25",
+        "code_rate_cached": "45-47 46:28 47:28",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
@@ -47,15 +48,23 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_fetch": "16-18 17:18 18:18",
-        "node_process": "22-24 23:23 24:23",
+        "node_fetch": "17-19 18:18 19:18",
+        "node_process": "23-25 24:23 25:23",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))

@@ -5,6 +5,7 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 """
 
 from runtime_lib import Observer, Run, SourceMap, main
+from runtime_lib.many import run_each
 
 WORKFLOW = "test_workflow"
 NODES = ("test_node",)
@@ -35,14 +36,22 @@ async def run(inputs: dict | None = None, *, observer: Observer | None = None) -
     return ctx.envelope()
 
 
+async def run_many(
+    inputs_list: list[dict], *, max_concurrency: int = 10, **options
+) -> list[dict]:
+    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
+    envelopes in input order. `options` are run()'s."""
+    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+
+
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = SourceMap(
     "workflow.py",
     {
-        "node_test_node": "16-18 17:8 18:8",
+        "node_test_node": "17-19 18:8 19:8",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run))
+    raise SystemExit(main(run, run_many=run_many))
