@@ -395,6 +395,7 @@ def analyse(workflow: Workflow) -> WorkflowAnalysis:
             errors.extend(exc.diagnostics)
     if not errors:
         errors.extend(_bad_paths(workflow, nodes))
+        errors.extend(_check_shared(workflow))
     resource_codes: dict[str, tuple[tuple[str, CodeAnalysis], ...]] = {}
     for resource in workflow.resources:
         try:
@@ -442,6 +443,21 @@ def _bad_paths(workflow: Workflow, nodes: dict[str, NodeAnalysis]) -> list[Diagn
                 ))
                 break
             keys = keys[key]
+    return found
+
+
+def _check_shared(workflow: Workflow) -> list[Diagnostic]:
+    """`shared=` must name a Redis resource (a cache) of the workflow."""
+    kinds = {r.name: r.kind for r in workflow.resources}
+    found = []
+    for node in workflow.nodes:
+        shared = node.params.get("shared")
+        if shared and kinds.get(shared) not in ("cache", "injected"):
+            found.append(Diagnostic(
+                "KF006", f"node {node.id!r}: shared={shared!r} is not a Redis resource "
+                f"(it is {kinds[shared] if shared in kinds else 'not declared'})",
+                node.location, f"declare it with builder.with_cache({shared!r}, ...)",
+            ))
     return found
 
 
@@ -520,6 +536,8 @@ def _analyse_node(
         resources.append(node.params["resource"])
     if node.kind in ("cache_check", "cache_store"):
         resources.append(node.params["cache"])
+    if node.params.get("shared"):  # a rate limit or breaker kept in Redis
+        resources.append(node.params["shared"])
     codes: list[CodeAnalysis] = []
     if node.code is not None:
         code = analyse_code(node.code, node.id, provided=shape.provided, returns=shape.returns,

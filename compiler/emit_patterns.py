@@ -27,29 +27,43 @@ def _code_title(analysis: NodeAnalysis, role: str) -> str:
     return f"Node {py(analysis.node.id)}, {role}"
 
 
+def _shared_key(m: ModuleBuilder, a: NodeAnalysis, what: str) -> str | None:
+    """The Redis key of state shared across processes: the same for every process
+    running this module, different for every node."""
+    if not a.node.params.get("shared"):
+        return None
+    return f"kflow:{m.workflow.name}:{a.node.id}:{what}"
+
+
 def rate_limited(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "RateLimiter")
-    params = _params(a)
-    code = m.code_function(a, a.code, "code", params, title=_code_title(a, "rate-limited code"))
+    key = _shared_key(m, a, "rate")
+    m.use(PATTERNS, "SharedRateLimiter" if key else "RateLimiter")
+    code_params = params_for(a, a.code)
+    code = m.code_function(a, a.code, "code", code_params,
+                           title=_code_title(a, "rate-limited code"))
     rps = a.node.params["requests_per_second"]
     burst = a.node.params["burst_size"] or max(1, int(rps))
     piece = PatternPiece("patterns/rate_limited.py.j2", {
-        "node_id": a.node.id, "name": m.names.allocate("node", a.node.id), "params": params,
+        "node_id": a.node.id, "name": m.names.allocate("node", a.node.id),
+        "params": _params(a), "code_params": code_params,
         "state": m.names.allocate("limiter", a.node.id), "rps": rps, "burst": burst,
-        "code_fn": code.name,
+        "code_fn": code.name, "key": key, "shared": a.node.params.get("shared"),
     })
     return Emitted([code, piece], piece.p["name"])
 
 
 def circuit_breaker(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "CircuitBreaker")
-    params = _params(a)
+    key = _shared_key(m, a, "breaker")
+    m.use(PATTERNS, "SharedCircuitBreaker" if key else "CircuitBreaker")
+    params = params_for(a, a.code)
     code = m.code_function(a, a.code, "code", params, title=_code_title(a, "guarded code"))
     timeout = a.node.options.timeout
     if timeout is not None:
         m.imports.add("asyncio")
     piece = PatternPiece("patterns/circuit_breaker.py.j2", {
-        "node_id": a.node.id, "name": m.names.allocate("node", a.node.id), "params": params,
+        "node_id": a.node.id, "name": m.names.allocate("node", a.node.id),
+        "params": _params(a), "code_params": params, "key": key,
+        "shared": a.node.params.get("shared"),
         "state": m.names.allocate("breaker", a.node.id),
         "threshold": a.node.params["failure_threshold"],
         "reset": a.node.params["reset_timeout"], "code_fn": code.name, "timeout": timeout,

@@ -21,7 +21,7 @@ from compiler.policies import exception_name
 if TYPE_CHECKING:
     from compiler.builder import AsyncWorkflowBuilder
 
-EXECUTORS = ("async", "thread", "process")
+EXECUTORS = ("async", "thread", "process", "dask")
 
 
 def _positive(value: Any, name: str, location: SourceLocation | None, *,
@@ -60,7 +60,7 @@ def parallel_map_node(
     if executor is not None and executor not in EXECUTORS:
         raise error("KF016", f"executor must be one of {', '.join(EXECUTORS)}, not {executor!r}",
                     location, "'async' for async def, 'thread' for blocking code, "
-                    "'process' for CPU-bound work")
+                    "'process' for CPU-bound work, 'dask' for a Dask cluster")
     if callable(map_function) and not isinstance(map_function, str):
         code = inline_callable(map_function, "process_item", location)
     else:
@@ -94,17 +94,19 @@ class AsyncPatterns:
     @staticmethod
     def rate_limited(
         builder: AsyncWorkflowBuilder, node_id: str, code: str, *,
-        requests_per_second: float = 10.0, burst_size: int | None = None, **options: Any,
+        requests_per_second: float = 10.0, burst_size: int | None = None,
+        shared: str | None = None, **options: Any,
     ) -> str:
         """Run `code` at most `requests_per_second` times a second (bursts of `burst_size`),
-        counted across every run in the process."""
+        counted across every run in the process, or, with `shared` naming a Redis
+        resource, across every process using that Redis."""
         site = caller_site()
         _positive(requests_per_second, "requests_per_second", site.location)
         _positive(burst_size, "burst_size", site.location, allow_none=True, integer=True)
         return _code_node(builder, "rate_limited", node_id, code, site,
                           {"requests_per_second": float(requests_per_second),
-                           "burst_size": burst_size},
-                          options=_options(builder, site, options))
+                           "burst_size": burst_size, "shared": shared},
+                          options=_shared_options(builder, site, options, shared))
 
     @staticmethod
     def parallel_fetch(
@@ -134,16 +136,18 @@ class AsyncPatterns:
     @staticmethod
     def circuit_breaker(
         builder: AsyncWorkflowBuilder, node_id: str, code: str, *,
-        failure_threshold: int = 5, reset_timeout: float = 60.0, **options: Any,
+        failure_threshold: int = 5, reset_timeout: float = 60.0, shared: str | None = None,
+        **options: Any,
     ) -> str:
-        """Guard `code` with a circuit breaker shared by every run in the process."""
+        """Guard `code` with a circuit breaker shared by every run in the process, or, with
+        `shared` naming a Redis resource, by every process using that Redis."""
         site = caller_site()
         _positive(failure_threshold, "failure_threshold", site.location, integer=True)
         _positive(reset_timeout, "reset_timeout", site.location)
         return _code_node(builder, "circuit_breaker", node_id, code, site,
                           {"failure_threshold": failure_threshold,
-                           "reset_timeout": float(reset_timeout)},
-                          options=_options(builder, site, options))
+                           "reset_timeout": float(reset_timeout), "shared": shared},
+                          options=_shared_options(builder, site, options, shared))
 
     @staticmethod
     def timeout_with_fallback(
@@ -246,6 +250,20 @@ def _options(builder: AsyncWorkflowBuilder, site: CallSite, options: dict[str, A
         required_resources=options.get("required_resources"),
         description=options.get("description"),
     )
+
+
+def _shared_options(builder: AsyncWorkflowBuilder, site: CallSite, options: dict[str, Any],
+                    shared: str | None) -> NodeOptions:
+    """The node's options; a `shared` state store is a resource the node requires."""
+    base = _options(builder, site, options)
+    if shared is None:
+        return base
+    if not isinstance(shared, str) or not shared.isidentifier():
+        raise error("KF016", f"shared must name a Redis resource, not {shared!r}", site.location,
+                    "declare one with with_cache('cache', ...) and pass shared='cache'")
+    required = (*base.required_resources, *(() if shared in base.required_resources
+                                            else (shared,)))
+    return NodeOptions(base.timeout, base.retry, base.error_handler, required, base.description)
 
 
 def _template_fields(template: str, location: SourceLocation | None) -> tuple[str, ...]:

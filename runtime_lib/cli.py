@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,10 @@ def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
                         help="run once per line (a JSON object each); print one envelope a line")
     parser.add_argument("--max-concurrency", type=int, default=10,
                         help="with --inputs-jsonl: runs at once (default 10)")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS",
+                        help="send every parallel map (and, with --inputs-jsonl, the runs) to "
+                        "this Dask cluster, e.g. tcp://10.0.0.5:8786; the same as setting "
+                        "KFLOW_DASK_SCHEDULER")
     parser.add_argument("--progress", action="store_true",
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
@@ -115,6 +120,8 @@ def main(
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
     args = _parse(argv, description)
+    if args.dask_scheduler:
+        os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     if args.inputs_jsonl:
         if run_many is None:
             print("error: --inputs-jsonl needs main(run, run_many=...)", file=sys.stderr)
