@@ -10,9 +10,13 @@ import pytest
 from golden_cases import Case, cases, example_inputs, normalise, runnable_cases
 
 from compiler import AsyncLocalRuntime, compile_workflow
+from compiler.analyze import analyse
 from compiler.builder import runtime_extras
+from compiler.codegen import ModuleBuilder
 from compiler.format import format_source
+from compiler.layout import too_long
 from compiler.runtime import load_module
+from compiler.templating import render
 
 CASES = cases()
 RUNNABLE = runnable_cases()
@@ -30,6 +34,9 @@ def test_compiles_to_expected_bytes(case: Case, update_golden: bool) -> None:
     )
     # Stable: black leaves it as it is, and compiling again gives the same bytes.
     assert format_source(source) == source
+    # The runner is laid out without black (its fast path): no line may need black.
+    context = ModuleBuilder(analyse(workflow), "workflow.py").build()
+    assert not too_long(render("runner.py.j2", module=context))
     assert compile_workflow(workflow, source_file="workflow.py").source == source
 
 

@@ -206,8 +206,10 @@ async def run(
 async def run_many(
     inputs_list: list[dict], *, max_concurrency: int = 10, **options
 ) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time; returns the
-    envelopes in input order. `options` are run()'s."""
+    """Run the workflow once per inputs, at most `max_concurrency` at a time.
+
+    Returns the envelopes in input order; `options` are run()'s.
+    """
     return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
 
 
