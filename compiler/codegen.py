@@ -30,7 +30,7 @@ from runtime_lib.run import DEFAULT_TIMEOUT
 # Names the module itself defines or imports at top level; node functions never take them.
 RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
                       "NODES", "Run", "SourceMap", "MISSING", "Observer", "run_many",
-                      "run_each"})
+                      "run_each", "open_resources"})
 
 
 class Names:

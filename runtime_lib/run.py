@@ -104,6 +104,7 @@ class Run:
         source_map: SourceMap | None = None,
         module_file: str | None = None,
         resources: Any = None,
+        close_resources: bool = True,
         nodes: tuple[str, ...] = (),
         observer: Observer | None = None,
     ) -> None:
@@ -114,6 +115,7 @@ class Run:
         self.source_map = source_map
         self.module_file = module_file
         self.resources = resources
+        self.close_resources = close_resources
         self.run_id = uuid.uuid4().hex
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
@@ -131,7 +133,7 @@ class Run:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self.resources is not None:
+        if self.resources is not None and self.close_resources:
             await self.resources.aclose()
         if self.observer is not None and exc_info[0] is None:
             self.observer.run_finished(self.envelope(), time.perf_counter())

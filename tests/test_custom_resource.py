@@ -50,3 +50,19 @@ async def test_custom_resource_is_made_checked_and_cleaned_up():
     queue = envelope["results"]["push"]
     assert queue.name == "queue-main" and queue.items == [7]
     assert queue.closed is True
+
+
+async def test_long_lived_resources_are_shared_by_runs_and_left_open():
+    b = AsyncWorkflowBuilder("long_lived")
+    b.require_resource("jobs", make_queue, cleanup_handler=close_queue)
+    b.add_async_code("use", "result = jobs")
+    module = AsyncLocalRuntime().module(b.build())
+
+    each_run = [(await module.run({}))["results"]["use"] for _ in range(2)]
+    assert each_run[0] is not each_run[1] and all(q.closed for q in each_run)
+
+    kept = module.open_resources()
+    shared = [(await module.run({}, resources=kept))["results"]["use"] for _ in range(2)]
+    assert shared[0] is shared[1] and not shared[0].closed
+    await kept.aclose()
+    assert shared[0].closed

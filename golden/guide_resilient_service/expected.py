@@ -137,13 +137,18 @@ async def run(
 ) -> dict:
     """Run the workflow once and return its envelope.
 
-    `resources` and `registry` inject ready-made resource objects (tests, mocks);
-    `environ` replaces os.environ for settings and secrets; `observer` watches the run
-    (progress, traces).
+    `resources` injects ready-made resource objects by name (tests, mocks), or is the
+    long-lived `open_resources()` of this process, which the run uses and leaves open;
+    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
+    settings and secrets; `observer` watches the run (progress, traces).
     """
-    opened = Resources(
-        RESOURCES, injected=resources, registry=registry, environ=environ
-    )
+    if isinstance(resources, Resources):
+        opened, owned = resources, False
+    else:
+        opened = Resources(
+            RESOURCES, injected=resources, registry=registry, environ=environ
+        )
+        owned = True
     async with Run(
         WORKFLOW,
         inputs,
@@ -151,6 +156,7 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
+        close_resources=owned,
         observer=observer,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
@@ -201,6 +207,14 @@ async def run(
             resources=("cache",),
         )
     return ctx.envelope()
+
+
+def open_resources(
+    *, registry: ResourceRegistry | None = None, environ: dict | None = None
+) -> Resources:
+    """Resources for a long-lived process: each opens on first use and stays open for
+    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
+    return Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
