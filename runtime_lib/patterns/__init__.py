@@ -21,6 +21,7 @@ from .parallel_fetch import ParallelFetchError, parallel_fetch
 from .parallel_map import ParallelMapError, parallel_map
 from .rate_limit import RateLimiter
 from .retry import RetryPolicy, retry_call
+from .shared import SharedCircuitBreaker, SharedRateLimiter
 
 __all__ = [
     # errors
@@ -54,4 +55,7 @@ __all__ = [
     # retry
     "RetryPolicy",
     "retry_call",
+    # shared
+    "SharedCircuitBreaker",
+    "SharedRateLimiter",
 ]
