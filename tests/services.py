@@ -367,3 +367,16 @@ async def http_server(
     # Let waiting handlers finish before the runner shuts down.
     server._stop.set()
     server.release_gate()
+
+
+async def settle(read: Callable[[], Any], want: Any) -> Any:
+    """``read()`` (a value or an awaitable) once it equals ``want``, or its last value
+    after a generous wait: sockets and server backends go away a moment after close()."""
+    for _ in range(200):
+        value = read()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value == want:
+            break
+        await asyncio.sleep(0.05)
+    return value

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from services import settle
 
 from compiler import AsyncLocalRuntime
 from compiler.loader import load_file
@@ -88,19 +89,6 @@ async def schema(pg_dsn: str, pg_conn: Any, unique_name: str) -> AsyncIterator[S
         await pg_conn.execute(f"DROP SCHEMA IF EXISTS {unique_name} CASCADE")
 
 
-async def settle(read: Callable[[], Any], want: Any) -> Any:
-    """``read()`` once it equals ``want``, or its last value after a generous wait.
-
-    Server backends and sockets go away a moment after a pool's close() returns.
-    """
-    for _ in range(200):
-        value = read()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value == want:
-            break
-        await asyncio.sleep(0.05)
-    return value
 
 
 async def backends(pg_conn: Any, app_name: str) -> int:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from services import settle
 
 from compiler import AsyncLocalRuntime
 from compiler.api import compile_workflow
@@ -201,15 +202,6 @@ async def stored_rows(pg_conn: Any, schema: str) -> list[dict[str, Any]]:
     ]
 
 
-async def settle(read: Callable[[], Awaitable[Any]], want: Any) -> Any:
-    """``await read()`` once it equals ``want``, or its last value after a generous wait."""
-    value = None
-    for _ in range(200):
-        value = await read()
-        if value == want:
-            break
-        await asyncio.sleep(0.05)
-    return value
 
 
 def window_violations(

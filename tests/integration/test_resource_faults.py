@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from services import settle
 
 from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
 
@@ -22,19 +23,6 @@ NoLeaks = Callable[[], AbstractContextManager[None]]
 AppServer = Callable[[web.Application], Awaitable[str]]
 
 
-async def settle(read: Callable[[], Any], want: Any) -> Any:
-    """``read()`` once it equals ``want``, or its last value after a generous wait.
-
-    Sockets and server backends go away a moment after close() returns.
-    """
-    for _ in range(200):
-        value = read()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value == want:
-            break
-        await asyncio.sleep(0.05)
-    return value
 
 
 def pg_settings(pg_dsn: str, **extra: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from services import settle
 
 from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry, compile_workflow
 from compiler.runtime import load_module
@@ -127,15 +128,6 @@ async def backends(pg_conn: Any, app_name: str) -> int:
     )
 
 
-async def settle(read: Callable[[], Any], want: Any) -> Any:
-    for _ in range(200):
-        value = read()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value == want:
-            break
-        await asyncio.sleep(0.05)
-    return value
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from services import settle
 
 from runtime_lib.resources import (
     Cache,
@@ -46,20 +47,6 @@ async def backends(pg_conn: Any, app_name: str) -> int:
     )
 
 
-async def settle(read: Callable[[], Any], want: Any) -> Any:
-    """``read()`` once it equals ``want``, or its last value after a generous wait.
-
-    Sockets and server backends go away a moment after close() returns; this waits for
-    that instead of asserting on timing.
-    """
-    for _ in range(200):
-        value = read()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value == want:
-            break
-        await asyncio.sleep(0.05)
-    return value
 
 
 def port_of(url: str, default: int) -> int:
