@@ -22,7 +22,7 @@ import libcst as cst
 
 from compiler.errors import CompileError, Diagnostic, error
 from compiler.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
-from compiler.transforms import OptionalInput, OptionalInputs, return_result
+from compiler.transforms import OptionalInput, OptionalInputs, as_function_body, return_result
 
 # Modules the guide's examples use without importing them.
 AUTO_IMPORTS = frozenset(
@@ -39,7 +39,7 @@ _BUILTINS = frozenset(dir(builtins))
 class CodeAnalysis:
     """One code string made into a function body, and what the body needs."""
 
-    module: cst.Module = field(compare=False, repr=False)
+    function_body: str  # the rewritten code, indented as a function body
     tree: ast.Module = field(compare=False, repr=False)  # the user's code, as written
     free_names: tuple[str, ...] = ()
     optional: tuple[OptionalInput, ...] = ()
@@ -52,11 +52,6 @@ class CodeAnalysis:
     # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
     static_keys: StaticKeys | None = None
     blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
-
-    @property
-    def body(self) -> str:
-        """The function body's statements, as module-level code."""
-        return self.module.code
 
 
 @dataclass(frozen=True)
@@ -139,6 +134,7 @@ def analyse_code(
         (n for n in free if n not in provided and n not in optional.found), key=first_use
     )
     return CodeAnalysis(
+        function_body=as_function_body(module),
         tree=tree,
         name_locations={
             n: _code_location(block, *first_use(n), indent) for n in names
@@ -148,7 +144,6 @@ def analyse_code(
             (call, _code_location(block, line, col, indent))
             for call, line, col in blocking_calls(tree)
         ),
-        module=module,
         free_names=tuple(names),
         optional=tuple(optional.found.values()),
         assigns_result=assigns_result or _returns_at_top(tree),

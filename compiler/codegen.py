@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import libcst as cst
-
 from compiler import graph
 from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis, input_targets
 from compiler.errors import error
@@ -133,23 +131,7 @@ class ModuleContext:
 
 
 def function_body(code: CodeAnalysis) -> str:
-    """The code's statements as an indented function body, strings left untouched.
-
-    LibCST re-indents statements but not the inside of multi-line string
-    literals, which must keep their exact content.
-    """
-    module = code.module
-    body = list(module.body) or [cst.SimpleStatementLine([cst.Pass()])]
-    # Keep the code's leading comments, not the blank lines a triple-quoted string opens with.
-    header = [line for line in module.header if line.comment is not None]
-    body[0] = body[0].with_changes(leading_lines=[*header, *body[0].leading_lines])
-    fn = cst.FunctionDef(
-        name=cst.Name("_"),
-        params=cst.Parameters(),
-        body=cst.IndentedBlock(body=body, footer=module.footer),
-    )
-    text = cst.Module(body=[fn]).code
-    return text.split("\n", 1)[1].rstrip("\n")
+    return code.function_body
 
 
 def params_for(analysis: NodeAnalysis, code: CodeAnalysis, *, drop: tuple[str, ...] = ()

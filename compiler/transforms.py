@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
 MISSING_NAME = "MISSING"
 
@@ -43,12 +42,19 @@ def _is_immutable(expr: cst.BaseExpression) -> bool:
     return False
 
 
-_NAMESPACE_GET = m.Call(
-    func=m.Attribute(
-        value=m.Call(func=m.Name("globals") | m.Name("locals"), args=[]),
-        attr=m.Name("get"),
+def _is_namespace_get(call: cst.Call) -> bool:
+    """`globals().get(...)` or `locals().get(...)`. (Plain checks: importing
+    libcst.matchers costs half a second on every kflowc run.)"""
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "get"):
+        return False
+    inner = func.value
+    return (
+        isinstance(inner, cst.Call)
+        and not inner.args
+        and isinstance(inner.func, cst.Name)
+        and inner.func.value in ("globals", "locals")
     )
-)
 
 
 class OptionalInputs(cst.CSTTransformer):
@@ -65,7 +71,7 @@ class OptionalInputs(cst.CSTTransformer):
         self.found: dict[str, OptionalInput] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if not m.matches(updated, _NAMESPACE_GET) or not 1 <= len(updated.args) <= 2:
+        if not _is_namespace_get(updated) or not 1 <= len(updated.args) <= 2:
             return updated
         key = updated.args[0].value
         if not isinstance(key, cst.SimpleString) or updated.args[0].keyword is not None:
@@ -103,3 +109,22 @@ def return_result(module: cst.Module, name: str = "result") -> cst.Module:
     """
     ret = cst.SimpleStatementLine([cst.Return(cst.Name(name))])
     return module.with_changes(body=[*module.body, ret])
+
+
+def as_function_body(module: cst.Module) -> str:
+    """The module's statements as an indented function body, strings left untouched.
+
+    LibCST re-indents statements but not the inside of multi-line string literals,
+    which must keep their exact content.
+    """
+    body = list(module.body) or [cst.SimpleStatementLine([cst.Pass()])]
+    # Keep the code's leading comments, not the blank lines a triple-quoted string opens with.
+    header = [line for line in module.header if line.comment is not None]
+    body[0] = body[0].with_changes(leading_lines=[*header, *body[0].leading_lines])
+    fn = cst.FunctionDef(
+        name=cst.Name("_"),
+        params=cst.Parameters(),
+        body=cst.IndentedBlock(body=body, footer=module.footer),
+    )
+    text = cst.Module(body=[fn]).code
+    return text.split("\n", 1)[1].rstrip("\n")
