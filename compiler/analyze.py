@@ -13,10 +13,14 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import multiprocessing
+import os
 import symtable
 import textwrap
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 
@@ -366,7 +370,77 @@ def input_targets(workflow: Workflow, target: str) -> tuple[str, ...]:
     return (target,)
 
 
+# Past this many code strings, they are analysed in a process per core first: parsing
+# and rewriting them is most of the analysis of a big workflow.
+PARALLEL_FROM = 64
+_Job = tuple[CodeBlock, str, dict[str, Any]]
+_PRECOMPUTED: dict[tuple, CodeAnalysis | tuple[Diagnostic, ...]] = {}
+
+
+def _job_key(block: CodeBlock, name: str, options: dict[str, Any]) -> tuple:
+    # Positions are outside CodeBlock equality, but the analysis depends on them.
+    return (block, block.origin, block.exact, name, tuple(sorted(
+        (k, tuple(v) if isinstance(v, tuple | list) else v) for k, v in options.items())))
+
+
+def cached_code(block: CodeBlock, name: str, **options: Any) -> CodeAnalysis:
+    """`analyse_code`, answered from the parallel pass when it ran."""
+    done = _PRECOMPUTED.get(_job_key(block, name, options))
+    if done is None:
+        return analyse_code(block, name, **options)
+    if isinstance(done, CodeAnalysis):
+        return done
+    raise CompileError(done)
+
+
+def _run_job(job: _Job) -> CodeAnalysis | tuple[Diagnostic, ...]:
+    block, name, options = job
+    try:
+        return analyse_code(block, name, **options)
+    except CompileError as exc:  # exceptions with diagnostics do not pickle: send them as data
+        return exc.diagnostics
+
+
+def _jobs(workflow: Workflow) -> list[_Job]:
+    """Every code string `analyse` will analyse, with the same options it will use."""
+    jobs: list[_Job] = []
+    for node in workflow.nodes:
+        if node.code is not None:
+            shape = kind_shape(node)
+            jobs.append((node.code, node.id, {"provided": shape.provided,
+                                              "returns": shape.returns,
+                                              "always_return": shape.always_return}))
+        jobs += [(block, node.id, {"what": f"operation {key!r}"}) for key, block in node.codes]
+        handler = node.options.error_handler
+        if handler is not None and handler.code is not None:
+            jobs.append((handler.code, node.id,
+                         {"what": "error handler code", "provided": ("error",)}))
+    for resource in workflow.resources:
+        jobs += [(block, resource.name, {"what": f"resource {role}", "returns": role})
+                 for role, block in resource.codes]
+    return jobs
+
+
+def _precompute(workflow: Workflow) -> None:
+    _PRECOMPUTED.clear()
+    jobs = _jobs(workflow)
+    if len(jobs) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=context) as pool:
+        for job, done in zip(jobs, pool.map(_run_job, jobs, chunksize=32), strict=True):
+            _PRECOMPUTED[_job_key(*job)] = done
+
+
 def analyse(workflow: Workflow) -> WorkflowAnalysis:
+    _precompute(workflow)
+    try:
+        return _analyse(workflow)
+    finally:
+        _PRECOMPUTED.clear()
+
+
+def _analyse(workflow: Workflow) -> WorkflowAnalysis:
     connected: dict[str, dict[str, None]] = {node.id: {} for node in workflow.nodes}
     for conn in workflow.connections:
         for target in input_targets(workflow, conn.target):
@@ -462,7 +536,7 @@ def _analyse_resource(
     """A custom resource's inlined callables: self-contained, but for stdlib modules."""
     analysed = []
     for role, block in resource.codes:
-        code = analyse_code(block, resource.name, what=f"resource {role}", returns=role)
+        code = cached_code(block, resource.name, what=f"resource {role}", returns=role)
         for name in code.free_names:
             if name in AUTO_IMPORTS:
                 imports.add(name)
@@ -535,11 +609,11 @@ def _analyse_node(
         resources.append(node.params["shared"])
     codes: list[CodeAnalysis] = []
     if node.code is not None:
-        code = analyse_code(node.code, node.id, provided=shape.provided, returns=shape.returns,
+        code = cached_code(node.code, node.id, provided=shape.provided, returns=shape.returns,
                             always_return=shape.always_return)
         codes.append(code)
         _check_outputs(node, code, shape, warnings)
-    extra = tuple((key, analyse_code(block, node.id, what=f"operation {key!r}"))
+    extra = tuple((key, cached_code(block, node.id, what=f"operation {key!r}"))
                   for key, block in node.codes)
     codes.extend(analysis for _, analysis in extra)
     names: dict[str, None] = {}
@@ -572,7 +646,7 @@ def _analyse_node(
             inputs.append(name)
     handler_spec = node.options.error_handler
     if handler_spec is not None and handler_spec.code is not None:
-        handler = analyse_code(handler_spec.code, node.id, what="error handler code",
+        handler = cached_code(handler_spec.code, node.id, what="error handler code",
                                provided=("error",))
         for name in handler.free_names:
             if name in connected or name in _BUILTINS:

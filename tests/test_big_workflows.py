@@ -1,0 +1,41 @@
+"""Big workflows take the parallel paths (analysis and black in a process per core):
+they must give exactly what the serial paths give, errors included."""
+
+from __future__ import annotations
+
+import pytest
+
+import compiler.analyze as analyze
+import compiler.format as format_
+from compiler import AsyncWorkflowBuilder, CompileError, compile_workflow
+
+NODES = 80  # over both PARALLEL_FROM thresholds
+
+
+def big(broken: int | None = None) -> AsyncWorkflowBuilder:
+    builder = AsyncWorkflowBuilder("big")
+    builder.add_async_code("n0", "result = {'value': 0}")
+    for i in range(1, NODES):
+        code = f"total_{i} = x['value'] + {i}\nresult = {{'value': total_{i}}}"
+        if i == broken:
+            code = "result = ("
+        builder.add_async_code(f"n{i}", code)
+        builder.add_connection(f"n{(i - 1) // 2}", "result", f"n{i}", "x")
+    return builder
+
+
+def test_parallel_and_serial_builds_are_identical(monkeypatch):
+    workflow = big().build()
+    parallel = compile_workflow(workflow).source
+    monkeypatch.setattr(analyze, "PARALLEL_FROM", 10**9)
+    monkeypatch.setattr(format_, "PARALLEL_FROM", 10**9)
+    assert compile_workflow(workflow).source == parallel
+
+
+def test_errors_come_back_from_the_workers():
+    workflow = big(broken=40).build()
+    with pytest.raises(CompileError) as info:
+        compile_workflow(workflow)
+    (diagnostic,) = info.value.diagnostics
+    assert diagnostic.code == "KF001" and "node 'n40'" in diagnostic.message
+    assert diagnostic.location.file == __file__
