@@ -44,7 +44,9 @@ class CodeAnalysis:
     """One code string made into a function body, and what the body needs."""
 
     function_body: str  # the rewritten code, indented as a function body
-    tree: ast.Module = field(compare=False, repr=False)  # the user's code, as written
+    # Functions the code defines at top level: name -> is it `async def` (aliases
+    # `process_item = fn` resolved), for a parallel map's process_item.
+    defines: dict[str, bool] = field(default_factory=dict, compare=False)
     free_names: tuple[str, ...] = ()
     optional: tuple[OptionalInput, ...] = ()
     assigns_result: bool = False
@@ -139,7 +141,7 @@ def analyse_code(
     )
     return CodeAnalysis(
         function_body=as_function_body(module),
-        tree=tree,
+        defines=_defined_functions(tree),
         name_locations={
             n: _code_location(block, *first_use(n), indent) for n in names
         },
@@ -694,14 +696,17 @@ def _check_outputs(node: Node, code: CodeAnalysis, shape: KindShape,
 
 def _item_is_async(code: CodeAnalysis | None) -> bool | None:
     """Whether the code's `process_item` is `async def` (None: it defines none)."""
-    if code is None:
-        return None
-    tree = code.tree
+    return None if code is None else code.defines.get("process_item")
+
+
+def _defined_functions(tree: ast.Module) -> dict[str, bool]:
     defs = {n.name: isinstance(n, ast.AsyncFunctionDef) for n in tree.body
             if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
-    target = "process_item"
     for n in tree.body:  # `process_item = fn`, as inlined callables end
-        if (isinstance(n, ast.Assign) and isinstance(n.value, ast.Name)
-                and any(isinstance(t, ast.Name) and t.id == target for t in n.targets)):
-            target = n.value.id
-    return defs.get(target)
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in defs:
+            for target in n.targets:
+                if isinstance(target, ast.Name):
+                    defs[target.id] = defs[n.value.id]
+    return defs
+
+

@@ -11,8 +11,6 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from runtime_lib.patterns.parallel_map import parallel_map
-
 
 async def _one(run: Callable[..., Awaitable[dict[str, Any]]], options: dict[str, Any],
                inputs: dict[str, Any]) -> dict[str, Any]:
@@ -27,6 +25,9 @@ async def run_each(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """One envelope per inputs, in order, with at most `max_concurrency` runs at once."""
+    # Imported here: a module that never calls run_many should not pay for the patterns.
+    from runtime_lib.patterns.parallel_map import parallel_map
+
     inputs_list = list(inputs_list)
     outcome = await parallel_map(
         functools.partial(_one, run, options), inputs_list, max_workers=max_concurrency,
