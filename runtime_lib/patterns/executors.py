@@ -16,12 +16,16 @@ A new engine is one class with `chunk_size` and `session`, registered by name:
     register_executor("dask", lambda: DaskExecutor(client))
 
 and its workers run `run_chunk_sync(process_item, chunk, timeout_per_item)`.
+
+"dask" is registered here but loaded only when asked for (`dask_executor.py`); with
+`$KFLOW_DASK_SCHEDULER` set, `resolve_executor` sends every map to that cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -32,6 +36,9 @@ from ._errors import describe, item_timed_out
 Chunk = list[tuple[int, Any]]
 Outcome = tuple[int, bool, Any]
 RunChunk = Callable[[Chunk], Awaitable[list[Outcome]]]
+
+# Set to a scheduler address (tcp://host:8786): every parallel_map of the process runs there.
+DASK_SCHEDULER_ENV = "KFLOW_DASK_SCHEDULER"
 
 
 class Executor(Protocol):
@@ -249,10 +256,17 @@ def _call_with_alarm(fn: Callable[[Any], Any], item: Any, timeout: float | None)
         signal.signal(signal.SIGALRM, previous)
 
 
+def _dask_executor(address: str | None = None) -> Executor:
+    from .dask_executor import DaskExecutor  # distributed loads only when a map asks for it
+
+    return DaskExecutor(address)
+
+
 _FACTORIES: dict[str, Callable[[], Executor]] = {
     "async": AsyncExecutor,
     "thread": ThreadExecutor,
     "process": ProcessExecutor,
+    "dask": _dask_executor,
 }
 
 
@@ -273,3 +287,15 @@ def get_executor(name: str) -> Executor:
         known = ", ".join(sorted(_FACTORIES))
         raise ValueError(f"unknown executor {name!r}; registered: {known}") from None
     return factory()
+
+
+def resolve_executor(executor: str | Executor) -> Executor:
+    """What runs a map given `executor=`: with `$KFLOW_DASK_SCHEDULER` set, always that cluster.
+
+    The name is checked either way, so a typo fails with or without the variable.
+    """
+    runner = get_executor(executor) if isinstance(executor, str) else executor
+    address = os.environ.get(DASK_SCHEDULER_ENV)
+    if address:
+        return _dask_executor(address)
+    return runner

@@ -20,8 +20,8 @@ from .executors import (
     Chunk,
     Executor,
     ThreadExecutor,
-    get_executor,
     is_async_callable,
+    resolve_executor,
 )
 
 Progress = Callable[[int, "int | None"], object]
@@ -74,7 +74,7 @@ async def parallel_map(
     _check_options(max_workers, batch_size, timeout_per_item)
     if progress is None and on_batch is None:
         progress, on_batch = map_hooks()
-    runner = get_executor(executor) if isinstance(executor, str) else executor
+    runner = resolve_executor(executor)  # $KFLOW_DASK_SCHEDULER overrides `executor`
     total = len(items) if isinstance(items, Sized) else None
     run = _Run(items, total, stop_on_error=not continue_on_error, progress=progress,
                on_batch=on_batch)
@@ -94,9 +94,12 @@ async def parallel_map(
             process_item, max_workers=max_workers, timeout_per_item=timeout_per_item
         )
         async with session as run_chunk:
+            # A cluster engine may keep more chunks in flight (Dask: two per worker thread);
+            # it then bounds the items in flight on each of its workers itself.
+            slots = getattr(run_chunk, "chunks_in_flight", max_workers)
             await _run_workers(
                 lambda: run.work_in_chunks(run_chunk, chunk_size),
-                _worker_count(max_workers, total, chunk_size),
+                _worker_count(slots, total, chunk_size),
             )
 
     duration = time.perf_counter() - started

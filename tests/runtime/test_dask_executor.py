@@ -6,20 +6,25 @@ the workers only by value (cloudpickle), as it would from a user's machine to a 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
 
 from compiler import AsyncWorkflowBuilder  # noqa: E402
 from compiler.runtime import AsyncLocalRuntime  # noqa: E402
+from runtime_lib.patterns import parallel_map  # noqa: E402
+from runtime_lib.patterns.dask_executor import DaskExecutor  # noqa: E402
 from runtime_lib.patterns.executors import DASK_SCHEDULER_ENV  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -100,7 +105,10 @@ async def test_env_sends_every_map_to_the_cluster_with_the_local_contract(cluste
     square = remote["results"]["sq"]
     assert len(square["results"]) + len(square["errors"]) == 20_000
     assert square["errors"][1] == {
-        "index": 7, "item": 7, "error": "no multiples of 7: 7", "error_type": "ValueError"
+        "index": 7,
+        "item": 7,
+        "error": "no multiples of 7: 7",
+        "error_type": "ValueError",
     }
     # Both maps ran on the cluster's workers, and on more than one of them.
     pids = result_pids(remote)
@@ -113,15 +121,17 @@ async def test_timeouts_on_the_cluster_async_and_sync(on_cluster):
     b = AsyncWorkflowBuilder("slow")
     b.add_parallel_map(
         "waits",
-        "async def process_item(x):\n"
-        "    await asyncio.sleep(60 if x == 2 else 0)\n"
-        "    return x\n",
-        max_workers=4, timeout_per_item=0.5, continue_on_error=True,
+        "async def process_item(x):\n    await asyncio.sleep(60 if x == 2 else 0)\n    return x\n",
+        max_workers=4,
+        timeout_per_item=0.5,
+        continue_on_error=True,
     )
     b.add_parallel_map(
         "blocks",
         "def process_item(x):\n    time.sleep(3 if x == 3 else 0)\n    return x\n",
-        max_workers=4, timeout_per_item=0.5, continue_on_error=True,
+        max_workers=4,
+        timeout_per_item=0.5,
+        continue_on_error=True,
     )
     envelope = await compiled(b).run({"items": list(range(6))})
 
@@ -168,7 +178,8 @@ async def test_a_worker_killed_mid_map_loses_no_item(on_cluster, tmp_path):
         "            f.write(str(os.getpid()))\n"
         "        os.kill(os.getpid(), 9)\n"
         "    return {'v': x * x, 'pid': os.getpid()}\n",
-        max_workers=8, continue_on_error=True,
+        max_workers=8,
+        continue_on_error=True,
     )
     envelope = await compiled(b).run({"items": list(range(10_000)), "marker": str(marker)})
 
@@ -191,13 +202,52 @@ async def test_executor_dask_in_generated_code(on_cluster):
     assert result_pids(envelope) <= await worker_pids(on_cluster)
 
 
+async def test_a_lost_scheduler_fails_the_items_left_and_loses_none(monkeypatch):
+    monkeypatch.delenv(DASK_SCHEDULER_ENV, raising=False)
+    doomed = distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0"
+    )
+    b = AsyncWorkflowBuilder("lost")
+    b.add_parallel_map(
+        "wait", "async def process_item(x):\n    await asyncio.sleep(0.01)\n    return x\n"
+    )
+    process_item = await compiled(b).functions_wait()
+    closer = threading.Thread(target=doomed.close)
+
+    def progress(done: int, total: int | None) -> None:
+        if done >= 200 and closer.ident is None:
+            closer.start()  # the cluster goes away mid-map, for good
+
+    # The client gives up reconnecting after the connect timeout (30 s by default). The outer
+    # timeout only turns a hang (futures of a closed client never resolve) into a failure.
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
+        async with asyncio.timeout(120):
+            out = await parallel_map(
+                process_item,
+                range(2000),
+                max_workers=4,
+                continue_on_error=True,
+                executor=DaskExecutor(doomed.scheduler_address),
+                progress=progress,
+            )
+    closer.join()
+
+    assert 200 <= len(out["results"]) < 2000
+    failed = [error["index"] for error in out["errors"]]
+    assert sorted(out["results"] + failed) == list(range(2000))
+
+
 def run_python(source: str, tmp_path: Path) -> str:
     script = tmp_path / "script.py"  # a real file: `python script.py`, module __main__
     script.write_text(textwrap.dedent(source))
     env = {k: v for k, v in os.environ.items() if k != DASK_SCHEDULER_ENV}
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(
-        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
