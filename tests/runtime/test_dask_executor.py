@@ -193,10 +193,7 @@ async def test_a_worker_killed_mid_map_loses_no_item(on_cluster, tmp_path):
 
 async def test_executor_dask_in_generated_code(on_cluster):
     b = AsyncWorkflowBuilder("explicit")
-    try:
-        b.add_parallel_map("sq", SQUARE, max_workers=8, executor="dask", continue_on_error=True)
-    except Exception as exc:  # the compiler's list of executors predates Dask
-        pytest.skip(f"the compiler does not accept executor='dask' yet: {exc}")
+    b.add_parallel_map("sq", SQUARE, max_workers=8, executor="dask", continue_on_error=True)
     envelope = await compiled(b).run({"items": list(range(100))})
     assert len(envelope["results"]["sq"]["results"]) == 85
     assert result_pids(envelope) <= await worker_pids(on_cluster)
@@ -322,3 +319,13 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+async def test_run_many_spreads_runs_over_the_cluster(on_cluster):
+    builder = AsyncWorkflowBuilder("many_on_dask")
+    builder.add_async_code("work", "result = {'n': n * 2, 'pid': os.getpid()}")
+    module = AsyncLocalRuntime().module(builder.build())
+    envelopes = await module.run_many([{"n": n} for n in range(200)], max_concurrency=8)
+    assert [e["results"]["work"]["n"] for e in envelopes] == [n * 2 for n in range(200)]
+    pids = {e["results"]["work"]["pid"] for e in envelopes}
+    assert os.getpid() not in pids and len(pids) == 2  # both cluster workers ran some
