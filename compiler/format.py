@@ -5,7 +5,7 @@ the header; the runner is already in black's style (compiler.layout) unless a
 line came out too long. Pieces are joined with the two blank lines black puts
 between top-level definitions, so the whole module is black-stable.
 
-black moves lines, so the source map is built from the assembled text: black
+black moves lines, so the source map is built from the formatted pieces: black
 keeps the AST, so the statements of each node function, walked in the same
 order as the analyser walked the user's code, pair up one to one.
 """
@@ -37,9 +37,24 @@ def format_source(source: str) -> str:
     return black.format_str(source, mode=MODE)
 
 
+# A function's place in a formatted piece: first line, last line, each statement's line.
+Spans = dict[str, tuple[int, int, list[int]]]
+
+
 @lru_cache(maxsize=4096)
-def _format_piece(source: str) -> str:
-    return format_source(source).strip("\n")
+def _format_piece(source: str) -> tuple[str, Spans]:
+    """black on one piece, and where its functions' statements landed (read here, in
+    the worker, rather than by parsing the whole module afterwards)."""
+    text = format_source(source).strip("\n")
+    return text, _spans(text)
+
+
+def _spans(text: str) -> Spans:
+    return {
+        node.name: (node.lineno, node.end_lineno or node.lineno, statement_lines(node))
+        for node in ast.parse(text).body
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+    }
 
 
 def _render_piece(piece: NodeFunction | PatternPiece) -> str:
@@ -52,7 +67,7 @@ def _render_piece(piece: NodeFunction | PatternPiece) -> str:
 PARALLEL_FROM = 64
 
 
-def _format_pieces(sources: list[str]) -> list[str]:
+def _format_pieces(sources: list[str]) -> list[tuple[str, Spans]]:
     if len(sources) < PARALLEL_FROM or (os.cpu_count() or 1) < 2:
         return [_format_piece(source) for source in sources]
     context = multiprocessing.get_context("fork")
@@ -69,37 +84,33 @@ def assemble(module: ModuleContext) -> str:
     sources += [_render_piece(piece) for piece in module.pieces]
     pieces = _format_pieces(sources)
     runner = render("runner.py.j2", module=module)
-    pieces.append(_format_piece(runner) if too_long(runner) else runner.strip("\n"))
-    pieces.append(render("footer.py.j2", module=module).strip("\n"))
-    formatted = "\n\n\n".join(pieces) + "\n"
+    pieces.append(_format_piece(runner) if too_long(runner) else (runner.strip("\n"), {}))
+    pieces.append((render("footer.py.j2", module=module).strip("\n"), {}))
     functions = {
         fn.name: fn.code
         for fn in (*module.resource_functions, *module.pieces)
         if isinstance(fn, NodeFunction) and fn.code is not None
     }
-    return with_source_map(formatted, module.source_file, functions)
+    entries: dict[str, str] = {}
+    line = 1
+    for text, spans in pieces:
+        for name, (start, end, lines) in spans.items():
+            if name in functions:
+                entries[name] = _entry(line - 1, start, end, lines, functions[name])
+        line += text.count("\n") + 3  # the piece's lines, then two blank lines
+    formatted = "\n\n\n".join(text for text, _ in pieces) + "\n"
+    return with_source_map(formatted, module.source_file, entries)
 
 
-def source_map_entries(formatted: str, functions: dict[str, CodeAnalysis]) -> dict[str, str]:
-    """For each node function: "first-last module:user module:user ...".
-
-    A compact string per function keeps the table one short line per node, which
-    black leaves as it is (formatting a large nested literal costs seconds).
-    """
-    entries = {}
-    for node in ast.parse(formatted).body:
-        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name in functions:
-            user_lines = functions[node.name].statement_lines
-            pairs = sorted(zip(statement_lines(node), user_lines, strict=False))
-            span = f"{node.lineno}-{node.end_lineno or node.lineno}"
-            entries[node.name] = " ".join([span, *(f"{gen}:{user}" for gen, user in pairs)])
-    return entries
+def _entry(offset: int, start: int, end: int, lines: list[int], code: CodeAnalysis) -> str:
+    """ "first-last module:user module:user ..." for one function (see SourceMap)."""
+    pairs = sorted(zip((offset + n for n in lines), code.statement_lines, strict=False))
+    return " ".join([f"{offset + start}-{offset + end}", *(f"{g}:{u}" for g, u in pairs)])
 
 
-def with_source_map(formatted: str, source_file: str, functions: dict[str, CodeAnalysis]) -> str:
+def with_source_map(formatted: str, source_file: str, entries: dict[str, str]) -> str:
     """Fill in the module's `SOURCE_MAP = SourceMap(...)` placeholder, the last thing
     before the `__main__` block, so filling it moves no line above it."""
-    entries = source_map_entries(formatted, functions)
     # rindex: the placeholder follows all user code, which may contain the same text.
     start = formatted.rindex(_PLACEHOLDER)
     end = formatted.index("\n", start)
