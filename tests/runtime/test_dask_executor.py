@@ -329,3 +329,23 @@ async def test_run_many_spreads_runs_over_the_cluster(on_cluster):
     assert [e["results"]["work"]["n"] for e in envelopes] == [n * 2 for n in range(200)]
     pids = {e["results"]["work"]["pid"] for e in envelopes}
     assert os.getpid() not in pids and len(pids) == 2  # both cluster workers ran some
+
+
+async def test_dask_scheduler_flag_of_a_shipped_module(cluster, tmp_path):
+    from compiler import compile_workflow
+
+    b = AsyncWorkflowBuilder("flag")
+    b.add_parallel_map("cube", CUBE, max_workers=4, continue_on_error=True)
+    module = tmp_path / "out.py"
+    module.write_text(compile_workflow(b.build()).source)
+    env = {k: v for k, v in os.environ.items() if k != DASK_SCHEDULER_ENV}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(module), "--dask-scheduler", cluster.scheduler_address,
+         "--inputs", json.dumps({"items": list(range(40))})],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    output = json.loads(done.stdout)["results"]["cube"]
+    assert [r["v"] for r in output["results"]] == [x ** 3 for x in range(40) if x % 7 != 3]
+    assert {r["pid"] for r in output["results"]} <= await worker_pids(cluster)
