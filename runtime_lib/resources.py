@@ -11,6 +11,7 @@ down in docs/resources.md; keep the two in step.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import dataclasses
 import importlib
@@ -221,7 +222,7 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class ResourceSpec:
+class ResourceSpec(abc.ABC):
     """A declared resource: its name and settings as the workflow wrote them.
 
     Subclasses set ``kind``, ``setting_types`` (so an override of an undeclared setting,
@@ -278,11 +279,13 @@ class ResourceSpec:
     def describe(self, settings: Mapping[str, Any]) -> str:
         return self.kind
 
+    @abc.abstractmethod
     async def open(self, settings: dict[str, Any]) -> Any:
-        raise NotImplementedError
+        """Create the object node code uses (a pool, a session, a client)."""
 
+    @abc.abstractmethod
     async def close(self, obj: Any) -> None:
-        raise NotImplementedError
+        """Close what `open` made."""
 
 
 def _kwargs(settings: Mapping[str, Any], *drop: str) -> dict[str, Any]:
