@@ -130,10 +130,6 @@ class ModuleContext:
         return len(self.chains) == 1
 
 
-def function_body(code: CodeAnalysis) -> str:
-    return code.function_body
-
-
 def params_for(analysis: NodeAnalysis, code: CodeAnalysis, *, drop: tuple[str, ...] = ()
                ) -> list[Param]:
     """The node's parameters that this piece of its code reads."""
@@ -272,7 +268,7 @@ class ModuleBuilder:
         for role, code in self.analysis.resource_codes[name]:
             fn = NodeFunction(
                 name, self.names.allocate(role, name), "resource", _where(code), None, [],
-                function_body(code), code, title=f"Resource {py(name)}, its {role}",
+                code.function_body, code, title=f"Resource {py(name)}, its {role}",
                 is_async=False,
             )
             self.resource_functions.append(fn)
@@ -314,7 +310,7 @@ class ModuleBuilder:
         return NodeFunction(
             node.id, self.names.allocate(prefix, hint or node.id), node.kind,
             _location(node, self.source_file), node.options.description, params,
-            function_body(code), code, title=title or f"Node {py(node.id)}",
+            code.function_body, code, title=title or f"Node {py(node.id)}",
             is_async=is_async, decorator=decorator,
         )
 
@@ -331,7 +327,7 @@ class ModuleBuilder:
             analysis.node.id, self.names.allocate("on_error", analysis.node.id),
             "error_handler", _location(analysis.node, self.source_file), None,
             [Param("error"), *(Param(n) for n in inputs)],
-            function_body(analysis.handler), analysis.handler,
+            analysis.handler.function_body, analysis.handler,
             title=f"Node {py(analysis.node.id)}, its error handler",
         )
 
