@@ -32,12 +32,14 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 
+REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 _CHECK_TIMEOUT = 5.0
@@ -380,3 +382,39 @@ async def settle(read: Callable[[], Any], want: Any) -> Any:
             break
         await asyncio.sleep(0.05)
     return value
+
+
+async def run_script(
+    script: Path, environ: dict[str, str], *args: str
+) -> tuple[int, dict[str, Any] | None, str]:
+    """``python script args`` (a generated module) with ``environ`` on top of a
+    KFLOW_-free environment, run without blocking this event loop (the test's servers
+    run on it): exit code, the envelope printed (None if nothing was), stderr."""
+    import json
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KFLOW_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(environ)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), *args, cwd=str(script.parent), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    text = out.decode()
+    return proc.returncode, (json.loads(text) if text.strip() else None), err.decode()
+
+
+def pg_settings(dsn: str, **extra: Any) -> dict[str, Any]:
+    """The DSN as separate settings, the way a workflow declares with_database(...)."""
+    parts = urlsplit(dsn)
+    settings: dict[str, Any] = {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 5432,
+        "database": parts.path.lstrip("/") or "test",
+        "user": parts.username or "postgres",
+    }
+    if parts.password:
+        settings["password"] = parts.password
+    return {**settings, **extra}

@@ -8,12 +8,9 @@ the test find the run's backends in ``pg_stat_activity``). The schema is dropped
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
-import os
 import shutil
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from services import settle
+from services import run_script, settle
 
 from compiler import AsyncLocalRuntime
 from compiler.loader import load_file
@@ -191,26 +188,6 @@ async def test_without_the_password_variable_nothing_connects(schema: Schema, pg
 # --------------------------------------------------------------------------- as a script
 
 
-async def run_script(
-    script: Path, environ: dict[str, str], *args: str
-) -> tuple[int, dict[str, Any] | None, str]:
-    """``python script args`` with ``environ`` on top of a KFLOW_-free environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KFLOW_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(environ)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        *args,
-        cwd=str(script.parent),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    text = out.decode()
-    return proc.returncode, (json.loads(text) if text.strip() else None), err.decode()
 
 
 async def test_guide_example_as_a_script(schema: Schema, pg_conn: Any, tmp_path: Path) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -32,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
+from services import run_script
 
 from compiler.api import compile_workflow
 from compiler.loader import load_file
@@ -388,27 +387,6 @@ async def test_a_hanging_primary_is_a_breaker_failure_and_the_backup_is_used(
 # --------------------------------------------------------------------------- as a script
 
 
-async def run_script(
-    script: Path, environ: dict[str, str], inputs: dict[str, Any]
-) -> tuple[int, dict[str, Any] | None, str]:
-    """``python script --inputs ...`` with ``environ`` on a KFLOW_-free environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KFLOW_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(environ)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        "--inputs",
-        json.dumps(inputs),
-        cwd=str(script.parent),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    text = out.decode()
-    return proc.returncode, (json.loads(text) if text.strip() else None), err.decode()
 
 
 async def test_shipped_module_as_a_script(
@@ -421,14 +399,14 @@ async def test_shipped_module_as_a_script(
     environ = service_environ(redis_url, services)
     inputs = {"request_data": REQUEST, "item_id": item}
 
-    code, first, stderr = await run_script(script, environ, inputs)
+    code, first, stderr = await run_script(script, environ, "--inputs", json.dumps(inputs))
     assert code == 0, stderr
     assert first is not None
     assert_backup_path(first, backup_reply(1))
     assert first["results"]["cache_check"]["hit"] is False
     assert first["results"]["cache_store"] == backup_reply(1)
 
-    code, second, stderr = await run_script(script, environ, inputs)
+    code, second, stderr = await run_script(script, environ, "--inputs", json.dumps(inputs))
     assert code == 0, stderr
     assert second is not None
     assert second["results"]["cache_check"]["hit"] is True

@@ -7,11 +7,7 @@ The server serves ``GET /users`` only to the token the test puts in
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
 import shutil
-import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -21,6 +17,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from services import run_script
 
 from compiler import AsyncLocalRuntime
 from compiler.loader import load_file
@@ -129,22 +126,6 @@ async def test_shipped_module_without_the_secret_fails_clearly(api: UsersApi) ->
 # --------------------------------------------------------------------------- as a script
 
 
-async def run_script(script: Path, environ: dict[str, str]) -> tuple[int, dict[str, Any], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KFLOW_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    env.update(environ)
-    # Asynchronously: the test's server runs on this event loop.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        cwd=str(script.parent),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out.decode()), err.decode()
 
 
 async def test_guide_example_as_a_script(api: UsersApi, tmp_path: Path) -> None:

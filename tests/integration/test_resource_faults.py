@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from services import settle
+from services import pg_settings, settle
 
 from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
 
@@ -25,17 +25,6 @@ AppServer = Callable[[web.Application], Awaitable[str]]
 
 
 
-def pg_settings(pg_dsn: str, **extra: Any) -> dict[str, Any]:
-    parts = urlsplit(pg_dsn)
-    settings: dict[str, Any] = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5432,
-        "database": parts.path.lstrip("/") or "test",
-        "user": parts.username or "postgres",
-    }
-    if parts.password:
-        settings["password"] = parts.password
-    return {**settings, **extra}
 
 
 async def run(workflow: Any, inputs: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from services import settle
+from services import pg_settings, settle
 
 from runtime_lib.resources import (
     Cache,
@@ -27,18 +27,6 @@ pytestmark = pytest.mark.services
 NoLeaks = Callable[[], AbstractContextManager[None]]
 
 
-def pg_settings(dsn: str, **extra: Any) -> dict[str, Any]:
-    """The DSN as separate settings, the way a workflow declares with_database(...)."""
-    parts = urlsplit(dsn)
-    settings: dict[str, Any] = {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 5432,
-        "database": parts.path.lstrip("/") or "test",
-        "user": parts.username or "postgres",
-    }
-    if parts.password:
-        settings["password"] = parts.password
-    return {**settings, **extra}
 
 
 async def backends(pg_conn: Any, app_name: str) -> int:
