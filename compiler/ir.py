@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 IR_VERSION = 1
@@ -171,10 +172,13 @@ class Workflow:
     source_file: str | None = field(default=None, compare=False)
 
     def node(self, node_id: str) -> Node:
-        for node in self.nodes:
-            if node.id == node_id:
-                return node
-        raise KeyError(node_id)
+        return self._by_id[node_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Node]:
+        # Derived once per workflow (cached_property writes the instance dict, which a
+        # frozen dataclass allows); not a field, so not in equality or JSON.
+        return {node.id: node for node in self.nodes}
 
     def to_json(self) -> str:
         return json.dumps(_encode(self), indent=2, sort_keys=True)
