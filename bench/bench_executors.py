@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime_lib.patterns import parallel_map  # noqa: E402
+from kflow_runtime.patterns import parallel_map  # noqa: E402
 
 ROUNDS = 20_000  # set from --rounds before any map; workers get it with the function
 
@@ -57,7 +57,7 @@ async def timed(fn: Any, items: list[int], **options: Any) -> tuple[float, list[
 async def bench(items: int, workers: int) -> list[tuple[str, int, str, float, int]]:
     from distributed import LocalCluster
 
-    from runtime_lib.patterns.dask_executor import DaskExecutor
+    from kflow_runtime.patterns.dask_executor import DaskExecutor
 
     data = list(range(items))
     rows: list[tuple[str, int, str, float, int]] = []

@@ -17,7 +17,7 @@ import asyncio
 import statistics
 import time
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
 
 
 def chain_workflow(n: int):

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runtime_lib.patterns import parallel_map  # noqa: E402
+from kflow_runtime.patterns import parallel_map  # noqa: E402
 
 BUDGET = 0.9
 

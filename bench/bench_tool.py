@@ -62,7 +62,7 @@ def main(nodes: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "workflow.py").write_text(workflow_source(nodes))
-        kflowc = [sys.executable, "-m", "compiler"]
+        kflowc = [sys.executable, "-m", "kflow.cli"]
         for command in ("build", "check"):
             args = ("-o", "out.py") if command == "build" else ()
             low, median, high = spread(

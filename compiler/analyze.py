@@ -5,7 +5,7 @@ syntax errors read as Python's do, at the user's line); Python's symbol table
 gives the code's free names, which are sorted into connected inputs, resources,
 auto-imported stdlib modules, optional inputs (`globals().get`) and required
 workflow inputs. LibCST parses the code and the transformers in
-`compiler.transforms` turn it into the body of the node's function.
+`kflow.transforms` turn it into the body of the node's function.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 
 import libcst as cst
 
-from compiler.errors import CompileError, Diagnostic, error
-from compiler.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
-from compiler.transforms import OptionalInput, OptionalInputs, as_function_body, return_result
+from kflow.errors import CompileError, Diagnostic, error
+from kflow.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
+from kflow.transforms import OptionalInput, OptionalInputs, as_function_body, return_result
 
 # Modules the guide's examples use without importing them.
 AUTO_IMPORTS = frozenset(

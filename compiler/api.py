@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from compiler.analyze import analyse
-from compiler.codegen import ModuleBuilder
-from compiler.errors import Diagnostic
-from compiler.format import assemble
-from compiler.ir import SecretRef, Workflow
+from kflow.analyze import analyse
+from kflow.codegen import ModuleBuilder
+from kflow.errors import Diagnostic
+from kflow.format import assemble
+from kflow.ir import SecretRef, Workflow
 
 
 @dataclass(frozen=True)

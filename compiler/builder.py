@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import graph
-from compiler.errors import error
-from compiler.ir import (
+from kflow import graph
+from kflow.errors import error
+from kflow.ir import (
     CodeBlock,
     Connection,
     Node,
@@ -27,9 +27,9 @@ from compiler.ir import (
     Workflow,
     freeze,
 )
-from compiler.locate import CallSite, caller_site
-from compiler.policies import AsyncRetryPolicy, ErrorHandler
-from compiler.secrets import split_secrets
+from kflow.locate import CallSite, caller_site
+from kflow.policies import AsyncRetryPolicy, ErrorHandler
+from kflow.secrets import split_secrets
 
 
 @dataclass
@@ -171,7 +171,7 @@ class AsyncWorkflowBuilder:
         """Apply `process_item` (defined by the code, or the callable itself) to every item
         of the input `input_field`, at most `max_workers` at a time; output
         `{output_field: [...], "errors": [...], "statistics": {...}}`."""
-        from compiler.patterns import parallel_map_node
+        from kflow.patterns import parallel_map_node
 
         site = caller_site()
         return self.add_node(parallel_map_node(
@@ -278,7 +278,7 @@ class AsyncWorkflowBuilder:
     ) -> AsyncWorkflowBuilder:
         """A custom resource made by `factory` (sync or async), checked by `health_check`
         and closed by `cleanup_handler`; kflowc inlines all three into the module."""
-        from compiler.inline import inline_callable
+        from kflow.inline import inline_callable
 
         site = caller_site()
         self._check_resource_name(name, site)

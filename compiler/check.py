@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from compiler.analyze import WorkflowAnalysis, analyse, input_targets
-from compiler.builder import ORDER_ONLY
-from compiler.errors import CompileError, Diagnostic
-from compiler.ir import Workflow
+from kflow.analyze import WorkflowAnalysis, analyse, input_targets
+from kflow.builder import ORDER_ONLY
+from kflow.errors import CompileError, Diagnostic
+from kflow.ir import Workflow
 
 # Promoted to an error by --strict: a typo in node code silently becomes an input.
 STRICT_ERRORS = frozenset({"KF101"})

@@ -1,4 +1,4 @@
-"""`kflowc`: a thin command line over `compiler.api`.
+"""`kflowc`: a thin command line over `kflow.api`.
 
 Exit codes: 0 success; 1 a run that failed; 2 a workflow kflowc cannot compile
 or bad input. Compile errors print as diagnostics, never as tracebacks.
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import click
 
-from compiler.api import CompiledModule, compile_workflow
-from compiler.errors import CompileError, Diagnostic
-from compiler.ir import Workflow
-from compiler.loader import load_workflow
+from kflow.api import CompiledModule, compile_workflow
+from kflow.errors import CompileError, Diagnostic
+from kflow.ir import Workflow
+from kflow.loader import load_workflow
 
 EXIT_COMPILE = 2
 
@@ -99,9 +99,9 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
 
     Progress goes to stderr: a live view on a terminal, a line per event otherwise.
     """
-    from compiler.runtime import AsyncLocalRuntime
-    from runtime_lib.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure, make_observer
-    from runtime_lib.envelope import to_json
+    from kflow.runtime import AsyncLocalRuntime
+    from kflow_runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure, make_observer
+    from kflow_runtime.envelope import to_json
 
     try:
         text = open(inputs_file, encoding="utf-8").read() if inputs_file else inputs_json
@@ -135,8 +135,8 @@ def check(workflow_file: str, strict: bool, fmt: str, name: str | None) -> None:
 
     Exit code 0: clean; 1: warnings (with --strict); 2: errors.
     """
-    from compiler.check import CheckReport
-    from compiler.check import check as run_check
+    from kflow.check import CheckReport
+    from kflow.check import check as run_check
 
     try:
         report = run_check(_load(workflow_file, name), strict=strict)
@@ -154,7 +154,7 @@ def check(workflow_file: str, strict: bool, fmt: str, name: str | None) -> None:
 @click.option("--name", help="module attribute holding the workflow")
 def graph(workflow_file: str, fmt: str, output: str | None, name: str | None) -> None:
     """Draw WORKFLOW_FILE's DAG: node ids and kinds, edges with path -> input."""
-    from compiler.render_graph import GraphError, render
+    from kflow.render_graph import GraphError, render
 
     try:
         text = render(_load(workflow_file, name), fmt)
@@ -172,3 +172,7 @@ def graph(workflow_file: str, fmt: str, output: str | None, name: str | None) ->
 
 def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=argv, prog_name="kflowc")
+
+
+if __name__ == "__main__":
+    main()

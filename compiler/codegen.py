@@ -16,19 +16,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler import graph
-from compiler.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis, input_targets
-from compiler.errors import error
-from compiler.ir import Node, SecretRef, thaw
-from compiler.layout import Call, Source, literal
-from compiler.pysource import py, py_value
-from compiler.templating import render
-from runtime_lib.run import DEFAULT_TIMEOUT
+from kflow import graph
+from kflow._version import RUNTIME_INTERFACE, __version__
+from kflow.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis, input_targets
+from kflow.errors import error
+from kflow.ir import Node, SecretRef, thaw
+from kflow.layout import Call, Source, literal
+from kflow.pysource import RUNTIME_ALIAS as RT
+from kflow.pysource import py, py_value
+from kflow.templating import render
+from kflow_runtime.run import DEFAULT_TIMEOUT
 
 # Names the module itself defines or imports at top level; node functions never take them.
-RESERVED = frozenset({"run", "main", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
-                      "NODES", "Run", "SourceMap", "MISSING", "Observer", "run_many",
-                      "run_each", "open_resources"})
+RESERVED = frozenset({"run", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
+                      "NODES", "run_many", "open_resources", RT})
 
 
 class Names:
@@ -96,7 +97,7 @@ class Emitted:
 @dataclass
 class NodeCall:
     node_id: str
-    layout: Call  # `await ctx.call(...)`, laid out by compiler.layout
+    layout: Call  # `await ctx.call(...)`, laid out by kflow.layout
 
 
 @dataclass
@@ -116,7 +117,6 @@ class ModuleContext:
     source_file: str
     description: str | None
     imports: list[str]
-    from_imports: list[tuple[str, str]]  # (module, "Name, other")
     pieces: list[NodeFunction | PatternPiece]
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
@@ -124,6 +124,8 @@ class ModuleContext:
     resources: list[tuple[str, str]] = field(default_factory=list)  # (name, constructor source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
+    interface: int = RUNTIME_INTERFACE
+    kflow_version: str = __version__
 
     @property
     def single_chain(self) -> bool:
@@ -140,7 +142,7 @@ def params_for(analysis: NodeAnalysis, code: CodeAnalysis, *, drop: tuple[str, .
 def _params(analysis: NodeAnalysis) -> list[Param]:
     params = [Param(name) for name in analysis.connected if name not in _optional_names(analysis)]
     params += [Param(name) for name in analysis.workflow_inputs]
-    params += [Param(o.name, o.default if o.in_signature else "MISSING")
+    params += [Param(o.name, o.default if o.in_signature else f"{RT}.MISSING")
                for o in analysis.optional]
     params += [Param(name) for name in analysis.resources]
     return params
@@ -162,11 +164,6 @@ class ModuleBuilder:
         self.workflow = analysis.workflow
         self.source_file = source_file
         self.names = Names(analysis.imports)
-        # module -> names: `from runtime_lib... import ...`, rendered once, sorted.
-        self.from_imports: dict[str, set[str]] = {
-            "runtime_lib": {"Observer", "Run", "SourceMap", "main"},
-            "runtime_lib.many": {"run_each"},
-        }
         self.imports: set[str] = set(analysis.imports)
         self.emitted: dict[str, Emitted] = {}
         self.handlers: dict[str, NodeFunction] = {}
@@ -203,19 +200,12 @@ class ModuleBuilder:
             for piece in (*emitted.pieces, self.handlers.get(node_id))
             if piece is not None
         ]
-        functions = [p for p in pieces if isinstance(p, NodeFunction)]
-        if any(p.default == "MISSING" for f in functions for p in f.params):
-            self.use("runtime_lib", "MISSING")
         resources = self.resource_declarations()
         return ModuleContext(
             workflow=self.workflow.name,
             source_file=self.source_file,
             description=self.workflow.description,
             imports=sorted(self.imports),
-            from_imports=[
-                (module, ", ".join(sorted(names, key=lambda n: (n[0].islower(), n))))
-                for module, names in sorted(self.from_imports.items())
-            ],
             pieces=pieces,
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
@@ -225,10 +215,6 @@ class ModuleBuilder:
             uses_resources=bool(self.used_resources),
         )
 
-    def use(self, module: str, name: str) -> None:
-        """Record a name the module must import; `build` renders one import block."""
-        self.from_imports.setdefault(module, set()).add(name)
-
     def resource_declarations(self) -> list[tuple[str, str]]:
         """The specs of the resources some node uses; the module opens nothing else."""
         used = self.used_resources
@@ -237,10 +223,7 @@ class ModuleBuilder:
             if resource.name not in used or resource.kind not in RESOURCE_SPECS:
                 continue
             spec = RESOURCE_SPECS[resource.kind]
-            self.use("runtime_lib.resources", spec)
             settings = dict(resource.settings)
-            if _has_secret(settings):
-                self.use("runtime_lib.resources", "Secret")
             try:
                 source = py_settings(settings)
             except TypeError:
@@ -255,10 +238,7 @@ class ModuleBuilder:
                 ) from None
             if resource.kind == "custom":
                 source = self.custom_resource(resource.name)
-            declarations.append((resource.name, f"{spec}({py(resource.name)}, {source})"))
-        if used:
-            self.use("runtime_lib.resources", "Resources")
-            self.use("runtime_lib.resources", "ResourceRegistry")
+            declarations.append((resource.name, f"{RT}.{spec}({py(resource.name)}, {source})"))
         return declarations
 
     def custom_resource(self, name: str) -> str:
@@ -284,7 +264,6 @@ class ModuleBuilder:
             options = {"on_error": self.recover()} if node.kind == "fallback_primary" else {}
             return Emitted([fn], fn.name, call_options=options)
         if node.kind == "resource":
-            self.use("runtime_lib.resource_ops", "resource_operation")
             resource = node.params["resource"]
             body = render(
                 "resource_node.py.j2",
@@ -297,7 +276,7 @@ class ModuleBuilder:
                               _location(node, self.source_file), node.options.description,
                               [Param(resource)], body, title=f"Node {py(node.id)}")
             return Emitted([fn], fn.name)
-        from compiler.emit_patterns import EMITTERS
+        from kflow.emit_patterns import EMITTERS
 
         return EMITTERS[node.kind](self, analysis)
 
@@ -315,8 +294,7 @@ class ModuleBuilder:
         )
 
     def recover(self) -> Call:
-        self.use("runtime_lib", "Recover")
-        return Call("Recover")
+        return Call(f"{RT}.Recover")
 
     def handler_function(self, analysis: NodeAnalysis) -> NodeFunction:
         """A custom error handler: its code runs with `error` and the node's inputs."""
@@ -371,12 +349,11 @@ class ModuleBuilder:
     def retry_policy(self, node: Node) -> Call:
         spec = node.options.retry
         assert spec is not None
-        self.use("runtime_lib", "RetryPolicy")
         for name in spec.retry_exceptions:
             module = self.analysis.retry_exceptions[name]
             if module:
                 self.imports.add(module)
-        return Call("RetryPolicy", kwargs=(
+        return Call(f"{RT}.RetryPolicy", kwargs=(
             ("max_attempts", spec.max_attempts),
             ("initial_delay", spec.initial_delay),
             ("backoff_factor", spec.backoff_factor),
@@ -388,7 +365,6 @@ class ModuleBuilder:
         spec = analysis.node.options.error_handler
         assert spec is not None
         if spec.kind == "fallback":
-            self.use("runtime_lib", "Fallback")
             value = thaw(spec.fallback_value)
             try:
                 literal(value)
@@ -396,17 +372,14 @@ class ModuleBuilder:
             except TypeError as exc:
                 raise error("KF015", f"node {analysis.node.id!r}: fallback value: {exc}",
                             analysis.node.location, "use JSON-like values") from None
-            return Call("Fallback", (value,))
+            return Call(f"{RT}.Fallback", (value,))
         if spec.kind == "ignore":
-            self.use("runtime_lib", "Ignore")
-            return Call("Ignore")
+            return Call(f"{RT}.Ignore")
         if spec.kind == "log":
-            self.use("runtime_lib", "LogAndFail")
-            return Call("LogAndFail")
+            return Call(f"{RT}.LogAndFail")
         handler = self.handlers[analysis.node.id]
-        self.use("runtime_lib", "Custom")
         inputs = tuple(p.name for p in handler.params if p.name != "error")
-        return Call("Custom", (Source(handler.name),), (("inputs", inputs),))
+        return Call(f"{RT}.Custom", (Source(handler.name),), (("inputs", inputs),))
 
 
 def _resource_args(analysis: NodeAnalysis) -> tuple[Any, ...]:
@@ -415,7 +388,7 @@ def _resource_args(analysis: NodeAnalysis) -> tuple[Any, ...]:
 
 
 RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache",
-                  "custom": "Custom"}
+                  "custom": "CustomResource"}
 
 
 def _where(code: CodeAnalysis) -> str | None:
@@ -423,14 +396,6 @@ def _where(code: CodeAnalysis) -> str | None:
     if not code.statement_lines or code.file is None:
         return None
     return f"{os.path.basename(code.file)}:{code.statement_lines[0]}"
-
-
-def _has_secret(value: Any) -> bool:
-    if isinstance(value, SecretRef):
-        return True
-    if isinstance(value, Mapping):
-        return any(_has_secret(v) for v in value.values())
-    return False
 
 
 def _writable(value: Any) -> bool:

@@ -11,17 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from compiler.analyze import NodeAnalysis
-from compiler.codegen import Emitted, Param, PatternPiece, _params, params_for
-from compiler.errors import error
-from compiler.layout import literal
-from compiler.pysource import py
+from kflow.analyze import NodeAnalysis
+from kflow.codegen import Emitted, Param, PatternPiece, _params, params_for
+from kflow.errors import error
+from kflow.layout import literal
+from kflow.pysource import py
 
 if TYPE_CHECKING:
-    from compiler.codegen import ModuleBuilder
-
-PATTERNS = "runtime_lib.patterns"
-
+    from kflow.codegen import ModuleBuilder
 
 def _code_title(analysis: NodeAnalysis, role: str) -> str:
     return f"Node {py(analysis.node.id)}, {role}"
@@ -37,7 +34,6 @@ def _shared_key(m: ModuleBuilder, a: NodeAnalysis, what: str) -> str | None:
 
 def rate_limited(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
     key = _shared_key(m, a, "rate")
-    m.use(PATTERNS, "SharedRateLimiter" if key else "RateLimiter")
     code_params = params_for(a, a.code)
     code = m.code_function(a, a.code, "code", code_params,
                            title=_code_title(a, "rate-limited code"))
@@ -54,7 +50,6 @@ def rate_limited(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 def circuit_breaker(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
     key = _shared_key(m, a, "breaker")
-    m.use(PATTERNS, "SharedCircuitBreaker" if key else "CircuitBreaker")
     params = params_for(a, a.code)
     code = m.code_function(a, a.code, "code", params, title=_code_title(a, "guarded code"))
     timeout = a.node.options.timeout
@@ -74,7 +69,6 @@ def circuit_breaker(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 
 def batch_processor(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "batch_process")
     params = _params(a)
     inner = params_for(a, a.code, drop=("items", "batch_results"))
     code = m.code_function(
@@ -90,7 +84,6 @@ def batch_processor(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 
 def parallel_fetch(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "parallel_fetch")
     pieces: list = []
     operations = []
     for key, code in a.extra_codes:
@@ -108,7 +101,6 @@ def parallel_fetch(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 
 def parallel_map(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "parallel_map")
     node = a.node
     options = node.params
     input_field = options["input_field"]
@@ -168,8 +160,6 @@ def fallback(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 
 def cache_check(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "cache_key")
-    m.use(PATTERNS, "cache_get")
     group = a.node.params
     fields = tuple(group["key_fields"])
     piece = PatternPiece("patterns/cache_check.py.j2", {
@@ -195,7 +185,6 @@ def cache_fetch(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
 
 
 def cache_store(m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
-    m.use(PATTERNS, "cache_set")
     group = a.node.params
     params = _params(a)
     taken = {p.name for p in params}

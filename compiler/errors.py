@@ -12,7 +12,7 @@ import linecache
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.ir import SourceLocation
+from kflow.ir import SourceLocation
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Assemble the module from formatted pieces, then map its lines back to workflow.py.
 
 black formats what holds user code (each node function, cached by its text) and
-the header; the runner is already in black's style (compiler.layout) unless a
+the header; the runner is already in black's style (kflow.layout) unless a
 line came out too long. Pieces are joined with the two blank lines black puts
 between top-level definitions, so the whole module is black-stable.
 
@@ -20,17 +20,17 @@ from functools import lru_cache
 
 import black
 
-from compiler.analyze import CodeAnalysis, statement_lines
-from compiler.codegen import ModuleContext, NodeFunction, PatternPiece
-from compiler.layout import too_long
-from compiler.pysource import py_str
-from compiler.templating import render
+from kflow.analyze import CodeAnalysis, statement_lines
+from kflow.codegen import ModuleContext, NodeFunction, PatternPiece
+from kflow.layout import too_long
+from kflow.pysource import RUNTIME_ALIAS, py_str
+from kflow.templating import render
 
 # String normalization off (black -S): the user's own quotes stay as written, and it
 # halves black's time, which is most of a large build. kflow's own literals are
 # written with double quotes already.
 MODE = black.Mode(target_versions={black.TargetVersion.PY311}, string_normalization=False)
-_PLACEHOLDER = "SOURCE_MAP = SourceMap("
+_PLACEHOLDER = f"SOURCE_MAP = {RUNTIME_ALIAS}.SourceMap("
 
 
 def format_source(source: str) -> str:
@@ -109,7 +109,7 @@ def _entry(offset: int, start: int, end: int, lines: list[int], code: CodeAnalys
 
 
 def with_source_map(formatted: str, source_file: str, entries: dict[str, str]) -> str:
-    """Fill in the module's `SOURCE_MAP = SourceMap(...)` placeholder, the last thing
+    """Fill in the module's `SOURCE_MAP = rt.SourceMap(...)` placeholder, the last thing
     before the `__main__` block, so filling it moves no line above it."""
     # rindex: the placeholder follows all user code, which may contain the same text.
     start = formatted.rindex(_PLACEHOLDER)

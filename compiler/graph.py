@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from compiler.errors import error
-from compiler.ir import Workflow
+from kflow.errors import error
+from kflow.ir import Workflow
 
 
 def predecessors(workflow: Workflow) -> dict[str, list[str]]:

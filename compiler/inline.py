@@ -21,8 +21,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from compiler.errors import error
-from compiler.ir import CodeBlock, SourceLocation
+from kflow.errors import error
+from kflow.ir import CodeBlock, SourceLocation
 
 # Modules a workflow file runs as: names defined there can only be inlined, not imported.
 _UNIMPORTABLE = {"__main__", "__kflow_workflow__"}

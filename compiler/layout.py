@@ -6,7 +6,7 @@ runner is written in black's own style: a call or collection stays on one line
 when it fits, and otherwise puts one item per line with a magic trailing comma
 (a form black keeps as it is), laying each item out the same way. The golden
 tests check that black leaves every generated module unchanged, and
-`compiler.format` still hands a piece to black if a line ends up too long.
+`kflow.format` still hands a piece to black if a line ends up too long.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.pysource import py_str
+from kflow.pysource import py_str
 
 LINE_LENGTH = 88
 INDENT = "    "

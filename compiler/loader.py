@@ -11,54 +11,16 @@ import contextlib
 import os
 import runpy
 import sys
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from compiler import locate
-from compiler.builder import AsyncWorkflowBuilder
-from compiler.errors import CompileError, error
-from compiler.ir import SourceLocation, Workflow
+from kflow import locate
+from kflow.aliases import kailash_aliases
+from kflow.builder import AsyncWorkflowBuilder
+from kflow.errors import CompileError, error
+from kflow.ir import SourceLocation, Workflow
 
 CANDIDATES = ("workflow", "builder", "build_workflow")
-
-
-def _kailash_modules() -> dict[str, types.ModuleType]:
-    import compiler
-    from compiler.runtime import AsyncLocalRuntime
-
-    names: dict[str, Any] = {name: getattr(compiler, name) for name in compiler.__all__}
-    names.update(
-        AsyncLocalRuntime=AsyncLocalRuntime,
-        LocalRuntime=AsyncLocalRuntime,
-        WorkflowBuilder=AsyncWorkflowBuilder,
-    )
-    modules = {}
-    for dotted in ("kailash", "kailash.workflow", "kailash.workflow.builder", "kailash.runtime",
-                   "kailash.runtime.local", "kailash.runtime.async_local",
-                   "kailash.workflow.async_builder", "kailash.workflow.async_patterns",
-                   "kailash.resources"):
-        module = types.ModuleType(dotted)
-        module.__dict__.update(names)
-        module.__path__ = []  # a package, so submodules import
-        modules[dotted] = module
-    return modules
-
-
-@contextlib.contextmanager
-def kailash_aliases() -> Iterator[None]:
-    """Make `kailash.*` imports give kflow's API while a workflow file runs."""
-    modules = _kailash_modules()
-    saved = {name: sys.modules.get(name) for name in modules}
-    sys.modules.update(modules)
-    try:
-        yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = previous
 
 
 def load_workflow(path: str, name: str | None = None) -> Workflow:

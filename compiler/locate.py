@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from types import FrameType
 
-from compiler.ir import SourceLocation
+from kflow.ir import SourceLocation
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 

@@ -2,7 +2,7 @@
 
 Each pattern is a node kind with its parameters frozen into `Node.params`;
 `compiler/codegen.py` gives each kind a template in `templates/patterns/`, and
-`runtime_lib.patterns` holds the primitives the generated code calls. Parameters
+`kflow_runtime.patterns` holds the primitives the generated code calls. Parameters
 are checked here, at the user's call, so a bad value fails at their line.
 """
 
@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from compiler.builder import code_block
-from compiler.errors import error
-from compiler.inline import inline_callable
-from compiler.ir import Node, NodeOptions, RetrySpec, SourceLocation, freeze
-from compiler.locate import CallSite, caller_site
-from compiler.policies import exception_name
+from kflow.builder import code_block
+from kflow.errors import error
+from kflow.inline import inline_callable
+from kflow.ir import Node, NodeOptions, RetrySpec, SourceLocation, freeze
+from kflow.locate import CallSite, caller_site
+from kflow.policies import exception_name
 
 if TYPE_CHECKING:
-    from compiler.builder import AsyncWorkflowBuilder
+    from kflow.builder import AsyncWorkflowBuilder
 
 EXECUTORS = ("async", "thread", "process", "dask")
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.ir import CodeBlock, ErrorHandlerSpec, RetrySpec, freeze
+from kflow.ir import CodeBlock, ErrorHandlerSpec, RetrySpec, freeze
 
 HANDLER_KINDS = ("fallback", "ignore", "log", "custom")
 

@@ -12,13 +12,16 @@ import ast
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.ir import SecretRef, thaw
+from kflow.ir import SecretRef, thaw
+
+# The one name a generated module imports the runtime as: `import kflow_runtime as rt`.
+RUNTIME_ALIAS = "rt"
 
 
 def py(value: Any) -> str:
     """Python source for a value the compiler built (tuples stay tuples)."""
     if isinstance(value, SecretRef):
-        return f"Secret({py_str(value.env)})"
+        return f"{RUNTIME_ALIAS}.Secret({py_str(value.env)})"
     if isinstance(value, Mapping):
         value = {k: v for k, v in value.items()}
     return _checked_repr(value)

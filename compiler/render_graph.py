@@ -10,9 +10,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from compiler.builder import ORDER_ONLY
-from compiler.errors import KflowError
-from compiler.ir import Connection, Workflow
+from kflow.builder import ORDER_ONLY
+from kflow.errors import KflowError
+from kflow.ir import Connection, Workflow
 
 FORMATS = ("mermaid", "dot", "svg")
 

@@ -15,9 +15,9 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.api import compile_workflow
-from compiler.builder import runtime_extras
-from compiler.ir import Workflow
+from kflow.api import compile_workflow
+from kflow.builder import runtime_extras
+from kflow.ir import Workflow
 
 _MODULES: dict[str, types.ModuleType] = {}
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from compiler.ir import SecretRef
-from runtime_lib.resources import env_name
+from kflow.ir import SecretRef
+from kflow_runtime.resources import env_name
 
 CREDENTIAL_SETTINGS = frozenset({"password", "passwd", "token", "api_key", "secret"})
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-MISSING_NAME = "MISSING"
+from kflow.pysource import RUNTIME_ALIAS
 
 # Defaults that are safe to put in a function signature: evaluated once and immutable.
 _IMMUTABLE_DEFAULTS = (
@@ -90,7 +90,9 @@ class OptionalInputs(cst.CSTTransformer):
             test=cst.Comparison(
                 left=cst.Name(name),
                 comparisons=[
-                    cst.ComparisonTarget(cst.IsNot(), cst.Name(MISSING_NAME)),
+                    cst.ComparisonTarget(
+                        cst.IsNot(), cst.Attribute(cst.Name(RUNTIME_ALIAS), cst.Name("MISSING"))
+                    ),
                 ],
             ),
             body=cst.Name(name),

@@ -45,8 +45,8 @@ def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
 
 def make_observer(progress: bool, trace: str | None) -> Any:
     """The observer asked for on the command line, or None."""
-    from runtime_lib.observe import Observers, TraceRecorder
-    from runtime_lib.progress import progress_observer
+    from kflow_runtime.observe import Observers, TraceRecorder
+    from kflow_runtime.progress import progress_observer
 
     observers = []
     if progress:
@@ -97,7 +97,7 @@ def read_inputs_lines(path: str) -> list[dict[str, Any]]:
 
 def _main_many(run_each: Callable[..., Awaitable[list[dict[str, Any]]]],
                args: argparse.Namespace) -> int:
-    from runtime_lib.envelope import to_json
+    from kflow_runtime.envelope import to_json
 
     try:
         inputs_list = read_inputs_lines(args.inputs_jsonl)
@@ -132,7 +132,7 @@ def main(
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    from runtime_lib.envelope import to_json
+    from kflow_runtime.envelope import to_json
 
     observer = make_observer(args.progress, args.trace)
     envelope = asyncio.run(run(inputs, observer=observer) if observer else run(inputs))

@@ -26,7 +26,7 @@ async def run_each(
 ) -> list[dict[str, Any]]:
     """One envelope per inputs, in order, with at most `max_concurrency` runs at once."""
     # Imported here: a module that never calls run_many should not pay for the patterns.
-    from runtime_lib.patterns.parallel_map import parallel_map
+    from kflow_runtime.patterns.parallel_map import parallel_map
 
     inputs_list = list(inputs_list)
     outcome = await parallel_map(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import IO, Any
 
-from runtime_lib.observe import Observer
+from kflow_runtime.observe import Observer
 
 STATES = ("waiting", "running", "done", "recovered", "failed", "skipped")
 _STYLE = {"waiting": "dim", "running": "cyan", "done": "green", "recovered": "yellow",

@@ -1,7 +1,7 @@
 """Resources of a run: declared specs, environment overrides, secrets, lazy open and close.
 
 A generated module declares its resources as specs (``Database``, ``HttpClient``, ``Cache``,
-``Custom``) and hands them to ``Resources``, which opens each one on first use and closes
+``CustomResource``) and hands them to ``Resources``, which opens each one on first use and closes
 what it opened when the run ends. The drivers (asyncpg, aiohttp, redis) are imported inside
 ``open()`` only, so a module that uses no resource never pays for importing them.
 
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "Cache",
-    "Custom",
+    "CustomResource",
     "Database",
     "HttpClient",
     "HttpSession",
@@ -476,7 +476,7 @@ def _import_dotted(path: str) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class Custom(ResourceSpec):
+class CustomResource(ResourceSpec):
     """Anything else: ``factory`` builds it, ``cleanup`` (optional) closes it.
 
     ``factory``, ``cleanup`` and ``health_check`` are callables (sync or async) or dotted

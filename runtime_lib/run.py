@@ -18,15 +18,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from runtime_lib.observe import CURRENT, Observer
-from runtime_lib.sourcemap import SourceMap
+from kflow_runtime.observe import CURRENT, Observer
+from kflow_runtime.sourcemap import SourceMap
 
 logger = logging.getLogger("kflow")
 
 
 
 class _Missing:
-    """Default of an optional input whose fallback is mutable (see compiler.transforms)."""
+    """Default of an optional input whose fallback is mutable (see kflow.transforms)."""
 
     def __repr__(self) -> str:
         return "MISSING"
@@ -273,7 +273,7 @@ class Run:
         self, node_id: str, fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any],
         timeout: float | None, retry: Any,
     ) -> Any:
-        from runtime_lib.patterns.retry import retry_call
+        from kflow_runtime.patterns.retry import retry_call
 
         async def attempt() -> Any:
             if timeout is None:

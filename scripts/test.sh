@@ -5,7 +5,8 @@ set -euo pipefail
 export PIP_ROOT_USER_ACTION=ignore
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# kflow-runtime first, from the checkout: kflow depends on that release, which an index may not have.
+python3 -m pip install --quiet --disable-pip-version-check -e 'runtime_lib[all]' -e '.[dev]'
 bash scripts/services.sh
 # `kflowc graph --format svg` is tested for real: it needs Graphviz's dot.
 if ! command -v dot >/dev/null 2>&1; then

@@ -40,7 +40,7 @@ def kflowc():
     """Run `kflowc` in-process (click's runner) and return (exit code, stdout, stderr)."""
     from click.testing import CliRunner
 
-    from compiler.cli import cli
+    from kflow.cli import cli
 
     def invoke(*args: str) -> tuple[int, str, str]:
         result = CliRunner().invoke(cli, list(args), catch_exceptions=False)

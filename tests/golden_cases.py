@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.loader import load_file
-from runtime_lib.envelope import to_json
+from kflow.loader import load_file
+from kflow_runtime.envelope import to_json
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-import compiler.analyze as analyze
-import compiler.format as format_
-from compiler import AsyncWorkflowBuilder, CompileError, compile_workflow
+import kflow.analyze as analyze
+import kflow.format as format_
+from kflow import AsyncWorkflowBuilder, CompileError, compile_workflow
 
 NODES = 80  # over both PARALLEL_FROM thresholds
 

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from compiler import AsyncRetryPolicy, AsyncWorkflowBuilder, ErrorHandler, Workflow
-from compiler.builder import parse_path
-from compiler.errors import CompileError
+from kflow import AsyncRetryPolicy, AsyncWorkflowBuilder, ErrorHandler, Workflow
+from kflow.builder import parse_path
+from kflow.errors import CompileError
 
 
 def sample() -> Workflow:

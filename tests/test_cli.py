@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from compiler import Workflow
+from kflow import Workflow
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
@@ -129,5 +129,5 @@ def test_generated_module_imports_only_runtime_lib_and_stdlib():
                 roots = {node.module.split(".")[0]}
             else:
                 continue
-            allowed = stdlib | {"runtime_lib", "aiohttp", "asyncpg", "redis"}
+            allowed = stdlib | {"kflow_runtime", "aiohttp", "asyncpg", "redis"}
             assert roots <= allowed, (expected, roots)

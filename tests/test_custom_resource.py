@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, compile_workflow
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, compile_workflow
 
 PREFIX = "queue"
 
@@ -38,7 +38,7 @@ def test_factory_and_its_dependencies_are_inlined():
     source = compile_workflow(builder().build()).source
     assert "def make_queue():" in source and "class Queue:" in source
     assert "PREFIX = 'queue'" in source or 'PREFIX = "queue"' in source
-    assert '"jobs": Custom(' in source
+    assert '"jobs": rt.CustomResource(' in source
     # Nothing is imported from the test module: it is all inlined.
     assert "import test_custom_resource" not in source
     assert "from test_custom_resource import" not in source

@@ -9,14 +9,14 @@ import json
 import pytest
 from golden_cases import Case, cases, example_inputs, normalise, runnable_cases
 
-from compiler import AsyncLocalRuntime, compile_workflow
-from compiler.analyze import analyse
-from compiler.builder import runtime_extras
-from compiler.codegen import ModuleBuilder
-from compiler.format import format_source
-from compiler.layout import too_long
-from compiler.runtime import load_module
-from compiler.templating import render
+from kflow import AsyncLocalRuntime, compile_workflow
+from kflow.analyze import analyse
+from kflow.builder import runtime_extras
+from kflow.codegen import ModuleBuilder
+from kflow.format import format_source
+from kflow.layout import too_long
+from kflow.runtime import load_module
+from kflow.templating import render
 
 CASES = cases()
 RUNNABLE = runnable_cases()

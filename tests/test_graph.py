@@ -50,7 +50,7 @@ def test_svg_with_graphviz(kflowc):
 
 
 def test_svg_without_graphviz_says_what_to_do(kflowc, monkeypatch):
-    import compiler.render_graph as render_graph
+    import kflow.render_graph as render_graph
 
     monkeypatch.setattr(render_graph.shutil, "which", lambda name: None)
     code, stdout, stderr = kflowc("graph", "--format", "svg", WORKFLOW)

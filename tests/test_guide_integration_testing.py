@@ -4,7 +4,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry
 
 
 @pytest.mark.asyncio

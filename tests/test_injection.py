@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ErrorHandler, compile_workflow
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, ErrorHandler, compile_workflow
 
 HOSTILE = [
     'a"); import os; ("',
@@ -37,9 +37,7 @@ def test_hostile_ids_and_strings_stay_data():
     source = compile_workflow(hostile_workflow().build()).source
     tree = ast.parse(source)
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
-    assert all((getattr(n, "module", None) or "").startswith("runtime_lib") for n in imports), [
-        ast.unparse(n) for n in imports
-    ]
+    assert [ast.unparse(n) for n in imports] == ["import kflow_runtime as rt"]
     top_level = [type(n).__name__ for n in tree.body]
     assert top_level.count("AsyncFunctionDef") == len(HOSTILE) + 2  # nodes, run(), run_many()
     # Every hostile id appears only as a string constant, never as code.

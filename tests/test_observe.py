@@ -49,8 +49,8 @@ def test_trace_spans_nest_and_cover_the_run(kflowc, tmp_path):
 
 
 def test_one_span_per_attempt(tmp_path):
-    from compiler import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder
-    from runtime_lib.observe import TraceRecorder
+    from kflow import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder
+    from kflow_runtime.observe import TraceRecorder
 
     builder = AsyncWorkflowBuilder("retries")
     AsyncPatterns.retry_with_backoff(builder, "flaky", """
@@ -103,7 +103,7 @@ def test_failed_and_skipped_nodes_are_shown(kflowc, write_workflow):
 def test_live_view_in_a_pseudo_terminal(tmp_path):
     main, secondary = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "compiler", "run", MAP_WORKFLOW, "--inputs", '{"greeting": "Hi"}'],
+        [sys.executable, "-m", "kflow.cli", "run", MAP_WORKFLOW, "--inputs", '{"greeting": "Hi"}'],
         stdin=secondary, stdout=subprocess.PIPE, stderr=secondary, cwd=tmp_path,
         env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"},
     )

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from compiler import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder, CompileError
+from kflow import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder, CompileError
 
 
 async def run(builder_or_workflow, inputs=None, runtime=None):

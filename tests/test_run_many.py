@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

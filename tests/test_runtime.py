@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ErrorHandler, compile_workflow
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, ErrorHandler, compile_workflow
 
 
 async def run(builder: AsyncWorkflowBuilder, inputs: dict | None = None) -> dict:

@@ -6,7 +6,7 @@ import textwrap
 
 import libcst as cst
 
-from compiler.transforms import OptionalInputs, return_result
+from kflow.transforms import OptionalInputs, return_result
 
 
 def transform(code: str, transformer: cst.CSTTransformer) -> str:
@@ -37,7 +37,7 @@ def test_globals_get_with_immutable_default_becomes_the_name() -> None:
 def test_globals_get_with_mutable_default_is_not_shared_between_runs() -> None:
     t = OptionalInputs()
     out = transform("alerts = globals().get('alerts', [])\n", t)
-    assert out == "alerts = (alerts if alerts is not MISSING else [])\n"
+    assert out == "alerts = (alerts if alerts is not rt.MISSING else [])\n"
     assert t.found["alerts"].in_signature is False
 
 

@@ -7,8 +7,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 import time
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
@@ -48,9 +50,11 @@ async def node_robust_operation(*, risky_operation):
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -76,17 +80,19 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "20-48 21:11 23:13 24:14 26:16 27:17 28:18 29:19 30:20 32:22 37:27 38:28 40:30 41:31 43:33 48:37",
+        "node_robust_operation": "22-50 23:11 25:13 26:14 28:16 29:17 30:18 31:19 32:20 34:22 39:27 40:28 42:30 43:31 45:33 50:37",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -4,8 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_paths"
 NODES = ("data_fetcher", "processor")
@@ -32,9 +34,11 @@ async def node_processor(*, user_profile, user_permissions, auth_token):
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -62,18 +66,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "15-21 16:8 21:12",
-        "node_processor": "25-32 26:16 27:17 32:21",
+        "node_data_fetcher": "17-23 18:8 23:12",
+        "node_processor": "27-34 28:16 29:17 34:21",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -6,10 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.resource_ops import resource_operation
-from runtime_lib.resources import Database, ResourceRegistry, Resources, Secret
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "db_operations"
 NODES = ("query_users", "complex_query")
@@ -18,13 +18,13 @@ NODES = ("query_users", "complex_query")
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "main_db": Database(
+    "main_db": rt.Database(
         "main_db",
         {
             "host": "prod-db.company.com",
             "database": "analytics",
             "user": "app_user",
-            "password": Secret("KFLOW_MAIN_DB_PASSWORD"),
+            "password": rt.Secret("KFLOW_MAIN_DB_PASSWORD"),
             "min_size": 5,
             "max_size": 20,
         },
@@ -34,7 +34,7 @@ RESOURCES = {
 
 # Node "query_users": workflow.py:23
 async def node_query_users(*, main_db):
-    return await resource_operation(
+    return await rt.resource_operation(
         main_db,
         "database",
         "fetch",
@@ -61,11 +61,11 @@ async def node_complex_query(*, db):
     return result
 
 
-async def chain_query_users(ctx: Run) -> None:
+async def chain_query_users(ctx: rt.Run) -> None:
     await ctx.call("query_users", node_query_users, resources=("main_db",))
 
 
-async def chain_complex_query(ctx: Run) -> None:
+async def chain_complex_query(ctx: rt.Run) -> None:
     await ctx.call("complex_query", node_complex_query, resources=(("db", "main_db"),))
 
 
@@ -73,9 +73,9 @@ async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -84,14 +84,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -109,11 +109,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -123,11 +123,13 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "node_complex_query": "49-61 50:34 52:36 53:37 54:38 55:39 60:44 61:44",
@@ -136,4 +138,4 @@ SOURCE_MAP = SourceMap(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -7,8 +7,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import aiohttp
 import asyncio
 
-from runtime_lib import Fallback, Observer, RetryPolicy, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "payments"
 NODES = ("critical_operation", "refund")
@@ -39,43 +41,45 @@ async def node_refund(*, refund_service, payment_data):
     return result
 
 
-async def chain_critical_operation(ctx: Run) -> None:
+async def chain_critical_operation(ctx: rt.Run) -> None:
     await ctx.call(
         "critical_operation",
         node_critical_operation,
         inputs=("external_service", "payment_data"),
         timeout=60.0,
-        retry=RetryPolicy(
+        retry=rt.RetryPolicy(
             max_attempts=3,
             initial_delay=0.05,
             backoff_factor=2.0,
             max_delay=60.0,
             retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
         ),
-        on_error=Fallback({"success": False, "recovered": True, "data": None}),
+        on_error=rt.Fallback({"success": False, "recovered": True, "data": None}),
     )
 
 
-async def chain_refund(ctx: Run) -> None:
+async def chain_refund(ctx: rt.Run) -> None:
     await ctx.call(
         "refund",
         node_refund,
         inputs=("refund_service", "payment_data"),
         timeout=60.0,
-        retry=RetryPolicy(
+        retry=rt.RetryPolicy(
             max_attempts=3,
             initial_delay=0.05,
             backoff_factor=2.0,
             max_delay=60.0,
             retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
         ),
-        on_error=Fallback({"success": False, "recovered": True, "data": None}),
+        on_error=rt.Fallback({"success": False, "recovered": True, "data": None}),
     )
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -100,18 +104,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "24-32 26:27 27:28 32:32",
-        "node_refund": "36-39 37:43 38:44 39:44",
+        "node_critical_operation": "26-34 28:27 29:28 34:32",
+        "node_refund": "38-41 39:43 40:44 41:44",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

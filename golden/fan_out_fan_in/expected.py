@@ -6,8 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
@@ -51,7 +53,7 @@ async def node_aggregator(*, data_a, data_b, data_c):
     return result
 
 
-async def chain_source(ctx: Run) -> None:
+async def chain_source(ctx: rt.Run) -> None:
     await ctx.call("source", node_source)
     await ctx.call(
         "processor_a",
@@ -60,7 +62,7 @@ async def chain_source(ctx: Run) -> None:
     )
 
 
-async def chain_processor_b(ctx: Run) -> None:
+async def chain_processor_b(ctx: rt.Run) -> None:
     await ctx.wait("source")
     await ctx.call(
         "processor_b",
@@ -69,7 +71,7 @@ async def chain_processor_b(ctx: Run) -> None:
     )
 
 
-async def chain_processor_c(ctx: Run) -> None:
+async def chain_processor_c(ctx: rt.Run) -> None:
     await ctx.wait("source")
     await ctx.call(
         "processor_c",
@@ -78,12 +80,12 @@ async def chain_processor_c(ctx: Run) -> None:
     )
 
 
-async def chain_monitor(ctx: Run) -> None:
+async def chain_monitor(ctx: rt.Run) -> None:
     await ctx.wait("source")
     await ctx.call("monitor", node_monitor, wires=(("stats", "source", ("metadata",)),))
 
 
-async def chain_aggregator(ctx: Run) -> None:
+async def chain_aggregator(ctx: rt.Run) -> None:
     await ctx.wait("processor_a", "processor_b", "processor_c")
     await ctx.call(
         "aggregator",
@@ -96,9 +98,11 @@ async def chain_aggregator(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -123,22 +127,24 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_source": "17-19 18:8 19:8",
-        "node_processor_a": "23-26 24:11 25:12 26:12",
-        "node_processor_b": "30-33 31:15 32:16 33:16",
-        "node_processor_c": "37-39 38:19 39:19",
-        "node_monitor": "43-45 44:22 45:22",
-        "node_aggregator": "49-51 50:25 51:25",
+        "node_source": "19-21 20:8 21:8",
+        "node_processor_a": "25-28 26:11 27:12 28:12",
+        "node_processor_b": "32-35 33:15 34:16 35:16",
+        "node_processor_c": "39-41 40:19 41:19",
+        "node_monitor": "45-47 46:22 47:22",
+        "node_aggregator": "51-53 52:25 53:25",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -6,10 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import json
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import RateLimiter, batch_process, parallel_map
-from runtime_lib.resources import Database, HttpClient, ResourceRegistry, Resources
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "api_pipeline"
 NODES = ("fetch_users", "process_users", "store_users")
@@ -20,8 +20,8 @@ REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "api": HttpClient("api", {"base_url": "https://api.example.com"}),
-    "db": Database("db", {"host": "localhost", "database": "myapp"}),
+    "api": rt.HttpClient("api", {"base_url": "https://api.example.com"}),
+    "db": rt.Database("db", {"host": "localhost", "database": "myapp"}),
 }
 
 
@@ -34,7 +34,7 @@ async def code_fetch_users(*, page_num, api):
 
 # Rate limit of node "fetch_users", shared by every run in this process:
 # at most 5 starts at once, then 5.0 a second.
-limiter_fetch_users = RateLimiter(requests_per_second=5.0, burst_size=5)
+limiter_fetch_users = rt.RateLimiter(requests_per_second=5.0, burst_size=5)
 
 
 async def node_fetch_users(*, page_num, api):
@@ -61,7 +61,7 @@ async def functions_process_users(*, api):
 
 async def node_process_users(*, items, api):
     process_item = await functions_process_users(api=api)
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item,
         items,
         max_workers=10,
@@ -89,16 +89,16 @@ async def node_store_users(*, items, db):
     async def process_batch(chunk):
         return await code_store_users(items=chunk, batch_results=[], db=db)
 
-    return await batch_process(process_batch, items, batch_size=50)
+    return await rt.batch_process(process_batch, items, batch_size=50)
 
 
 async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -107,14 +107,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -150,11 +150,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -164,11 +164,13 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "code_fetch_users": "29-32 30:27 31:28 32:28",
@@ -179,4 +181,4 @@ SOURCE_MAP = SourceMap(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -4,9 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import parallel_fetch
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
@@ -54,7 +55,7 @@ async def node_multi_fetch(*, crm_api, orders_api, inventory_api, analytics_api)
         "inventory": lambda: fetch_multi_fetch_inventory(inventory_api=inventory_api),
         "analytics": lambda: fetch_multi_fetch_analytics(analytics_api=analytics_api),
     }
-    return await parallel_fetch(
+    return await rt.parallel_fetch(
         operations, timeout_per_operation=30.0, continue_on_error=True
     )
 
@@ -93,9 +94,11 @@ async def node_analyze(*, successful, failed):
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -129,21 +132,23 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "23-26 24:18 25:19 26:19",
-        "fetch_multi_fetch_orders": "30-33 31:22 32:23 33:23",
-        "fetch_multi_fetch_inventory": "37-40 38:26 39:27 40:27",
-        "fetch_multi_fetch_analytics": "44-47 45:30 46:31 47:31",
-        "node_analyze": "63-93 65:43 66:44 67:45 68:46 71:49 72:50 73:51 74:52 75:53 76:54 79:57 88:68 93:72",
+        "fetch_multi_fetch_customers": "24-27 25:18 26:19 27:19",
+        "fetch_multi_fetch_orders": "31-34 32:22 33:23 34:23",
+        "fetch_multi_fetch_inventory": "38-41 39:26 40:27 41:27",
+        "fetch_multi_fetch_analytics": "45-48 46:30 47:31 48:31",
+        "node_analyze": "64-94 66:43 67:44 68:45 69:46 72:49 73:50 74:51 75:52 76:53 77:54 80:57 89:68 94:72",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

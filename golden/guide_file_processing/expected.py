@@ -4,10 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import parallel_map
-from runtime_lib.resources import Database, ResourceRegistry, Resources
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "file_processor"
 NODES = ("scan_files", "process_files", "store_results")
@@ -18,7 +18,7 @@ REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "db": Database("db", {}),
+    "db": rt.Database("db", {}),
 }
 
 
@@ -82,7 +82,7 @@ async def functions_process_files():
 
 async def node_process_files(*, items):
     process_item = await functions_process_files()
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item,
         items,
         max_workers=5,
@@ -129,9 +129,9 @@ async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -140,14 +140,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -180,11 +180,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -194,11 +194,13 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "node_scan_files": "26-45 27:25 28:26 30:28 31:29 33:31 34:32 35:33 44:40 45:40",
@@ -209,4 +211,4 @@ SOURCE_MAP = SourceMap(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

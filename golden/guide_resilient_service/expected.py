@@ -6,10 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Recover, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import CircuitBreaker, cache_get, cache_key, cache_set
-from runtime_lib.resources import Cache, HttpClient, ResourceRegistry, Resources
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "service_integration"
 NODES = (
@@ -30,11 +30,13 @@ REQUIRED_INPUTS = {
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "primary_api": HttpClient(
+    "primary_api": rt.HttpClient(
         "primary_api", {"base_url": "https://primary.service.com"}
     ),
-    "backup_api": HttpClient("backup_api", {"base_url": "https://backup.service.com"}),
-    "cache": Cache("cache", {}),
+    "backup_api": rt.HttpClient(
+        "backup_api", {"base_url": "https://backup.service.com"}
+    ),
+    "cache": rt.Cache("cache", {}),
 }
 
 
@@ -49,7 +51,7 @@ async def code_primary_service(*, request_data, primary_api):
 
 # Circuit breaker of node "primary_service", shared by every run in this process:
 # opens after 5 failures in a row, tries once more after 60.0s.
-breaker_primary_service = CircuitBreaker(failure_threshold=5, reset_timeout=60.0)
+breaker_primary_service = rt.CircuitBreaker(failure_threshold=5, reset_timeout=60.0)
 
 
 async def node_primary_service(*, request_data, primary_api):
@@ -90,8 +92,8 @@ async def node_use_backup(*, primary_output, primary_error, request_data, backup
 
 # Node "cache_check": look the key up in "cache" (cache-aside, with "fetch_fresh" and "cache_store").
 async def node_cache_check(*, item_id, cache):
-    key = cache_key("service_data_{item_id}", {"item_id": item_id})
-    hit, value = await cache_get(cache, key)
+    key = rt.cache_key("service_data_{item_id}", {"item_id": item_id})
+    hit, value = await rt.cache_get(cache, key)
     return {"key": key, "hit": hit, "value": value}
 
 
@@ -124,16 +126,16 @@ async def node_cache_store(*, lookup, data, cache):
     if lookup["hit"]:
         return data
     # The value as a later hit will read it back: the same types either way.
-    return await cache_set(cache, lookup["key"], data, 1800)
+    return await rt.cache_set(cache, lookup["key"], data, 1800)
 
 
 async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -142,14 +144,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -174,7 +176,7 @@ async def run(
             node_try_primary,
             wires=(("primary_result", "primary_service", ()),),
             timeout=10.0,
-            on_error=Recover(),
+            on_error=rt.Recover(),
         )
         await ctx.call(
             "use_backup",
@@ -210,11 +212,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -224,20 +226,22 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "42-47 43:24 44:25 45:26 46:27 47:27",
-        "node_try_primary": "66-72 68:40 69:41 71:43 72:43",
-        "code_use_backup": "76-81 78:47 79:48 80:49 81:49",
-        "code_fetch_fresh": "99-110 101:62 102:63 105:66 106:67 107:68 109:70 110:70",
+        "code_primary_service": "44-49 45:24 46:25 47:26 48:27 49:27",
+        "node_try_primary": "68-74 70:40 71:41 73:43 74:43",
+        "code_use_backup": "78-83 80:47 81:48 82:49 83:49",
+        "code_fetch_fresh": "101-112 103:62 104:63 107:66 108:67 109:68 111:70 112:70",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

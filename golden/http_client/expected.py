@@ -4,9 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.resources import HttpClient, ResourceRegistry, Resources, Secret
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "http_client"
 NODES = ("api_call",)
@@ -15,12 +16,12 @@ NODES = ("api_call",)
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "authenticated_api": HttpClient(
+    "authenticated_api": rt.HttpClient(
         "authenticated_api",
         {
             "base_url": "https://api.service.com",
             "headers": {
-                "Authorization": Secret(
+                "Authorization": rt.Secret(
                     "KFLOW_AUTHENTICATED_API_HEADERS_AUTHORIZATION"
                 ),
                 "User-Agent": "MyApp/1.0",
@@ -49,9 +50,9 @@ async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -60,14 +61,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -82,11 +83,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -96,17 +97,19 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_api_call": "36-45 38:28 40:30 41:31 42:32 44:34 45:34",
+        "node_api_call": "37-46 39:28 41:30 42:31 43:32 45:34 46:34",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -4,10 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.resource_ops import resource_operation
-from runtime_lib.resources import ResourceRegistry, Resources
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "workflow"
 NODES = ("db_operation",)
@@ -20,16 +20,18 @@ RESOURCES = {}
 
 # Node "db_operation": workflow.py:18
 async def node_db_operation(*, test_db):
-    return await resource_operation(test_db, "injected", "fetch", {"query": "SELECT 1"})
+    return await rt.resource_operation(
+        test_db, "injected", "fetch", {"query": "SELECT 1"}
+    )
 
 
 async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -38,14 +40,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -60,11 +62,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -74,12 +76,14 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap("workflow.py", {})
+SOURCE_MAP = rt.SourceMap("workflow.py", {})
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

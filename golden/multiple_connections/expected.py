@@ -4,8 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import MISSING, Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "health_alerts"
 NODES = ("health_monitor", "alert_processor")
@@ -24,12 +26,12 @@ async def node_health_monitor():
 
 # Node "alert_processor": workflow.py:17
 async def node_alert_processor(
-    *, alerts=MISSING, needs_alerting=False, metrics=MISSING
+    *, alerts=rt.MISSING, needs_alerting=False, metrics=rt.MISSING
 ):
     # All connected variables are available
-    alerts = alerts if alerts is not MISSING else []
+    alerts = alerts if alerts is not rt.MISSING else []
     needs_alerting = needs_alerting
-    metrics = metrics if metrics is not MISSING else {}
+    metrics = metrics if metrics is not rt.MISSING else {}
 
     result = {
         "processed_alerts": len(alerts),
@@ -39,9 +41,11 @@ async def node_alert_processor(
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -69,18 +73,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "15-22 16:9 22:14",
-        "node_alert_processor": "26-39 30:19 31:20 32:21 34:23 39:27",
+        "node_health_monitor": "17-24 18:9 24:14",
+        "node_alert_processor": "28-41 32:19 33:20 34:21 36:23 41:27",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -4,10 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import cache_get, cache_key, cache_set
-from runtime_lib.resources import Cache, ResourceRegistry, Resources
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "cache_aside"
 NODES = ("profile_cached", "profile_fetch", "profile_store")
@@ -22,14 +22,14 @@ REQUIRED_INPUTS = {
 # Opened on first use, closed when the run ends. Every setting can be overridden from
 # the environment as KFLOW_<RESOURCE>_<SETTING>; secrets are only ever read from it.
 RESOURCES = {
-    "cache": Cache("cache", {"host": "localhost"}),
+    "cache": rt.Cache("cache", {"host": "localhost"}),
 }
 
 
 # Node "profile_cached": look the key up in "cache" (cache-aside, with "profile_fetch" and "profile_store").
 async def node_profile_cached(*, user_id, cache):
-    key = cache_key("profile_{user_id}", {"user_id": user_id})
-    hit, value = await cache_get(cache, key)
+    key = rt.cache_key("profile_{user_id}", {"user_id": user_id})
+    hit, value = await rt.cache_get(cache, key)
     return {"key": key, "hit": hit, "value": value}
 
 
@@ -52,16 +52,16 @@ async def node_profile_store(*, lookup, data, cache):
     if lookup["hit"]:
         return data
     # The value as a later hit will read it back: the same types either way.
-    return await cache_set(cache, lookup["key"], data, 300)
+    return await rt.cache_set(cache, lookup["key"], data, 300)
 
 
 async def run(
     inputs: dict | None = None,
     *,
     resources: dict | None = None,
-    registry: ResourceRegistry | None = None,
+    registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
-    observer: Observer | None = None,
+    observer: rt.Observer | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
@@ -70,14 +70,14 @@ async def run(
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
     settings and secrets; `observer` watches the run (progress, traces).
     """
-    if isinstance(resources, Resources):
+    if isinstance(resources, rt.Resources):
         opened, owned = resources, False
     else:
-        opened = Resources(
+        opened = rt.Resources(
             RESOURCES, injected=resources, registry=registry, environ=environ
         )
         owned = True
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -112,11 +112,11 @@ async def run(
 
 
 def open_resources(
-    *, registry: ResourceRegistry | None = None, environ: dict | None = None
-) -> Resources:
+    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
+) -> rt.Resources:
     """Resources for a long-lived process: each opens on first use and stays open for
     every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return Resources(RESOURCES, registry=registry, environ=environ)
+    return rt.Resources(RESOURCES, registry=registry, environ=environ)
 
 
 async def run_many(
@@ -126,11 +126,13 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "code_profile_fetch": "37-40 38:16 39:17 40:17",
@@ -139,4 +141,4 @@ SOURCE_MAP = SourceMap(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

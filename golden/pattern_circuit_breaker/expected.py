@@ -6,9 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import CircuitBreaker
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "circuit_breaker"
 NODES = ("charge", "refund")
@@ -26,7 +27,7 @@ async def code_charge(*, amount, limit):
 
 # Circuit breaker of node "charge", shared by every run in this process:
 # opens after 3 failures in a row, tries once more after 30.0s.
-breaker_charge = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
+breaker_charge = rt.CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 
 
 async def node_charge(*, amount, limit):
@@ -43,7 +44,7 @@ async def code_refund():
 
 # Circuit breaker of node "refund", shared by every run in this process:
 # opens after 3 failures in a row, tries once more after 30.0s.
-breaker_refund = CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
+breaker_refund = rt.CircuitBreaker(failure_threshold=3, reset_timeout=30.0)
 
 
 async def node_refund():
@@ -51,17 +52,19 @@ async def node_refund():
     return await breaker_refund.call(lambda: asyncio.wait_for(code_refund(), 30.0))
 
 
-async def chain_charge(ctx: Run) -> None:
+async def chain_charge(ctx: rt.Run) -> None:
     await ctx.call("charge", node_charge, inputs=("amount", "limit"), timeout=None)
 
 
-async def chain_refund(ctx: Run) -> None:
+async def chain_refund(ctx: rt.Run) -> None:
     await ctx.call("refund", node_refund, timeout=None)
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -86,18 +89,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_charge": "20-24 21:11 22:12 23:13 24:13",
-        "code_refund": "40-41 41:22",
+        "code_charge": "21-25 22:11 23:12 24:13 25:13",
+        "code_refund": "41-42 42:22",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

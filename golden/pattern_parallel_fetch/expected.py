@@ -6,9 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import parallel_fetch
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_fetch"
 NODES = ("multi_fetch", "summary")
@@ -42,7 +43,7 @@ async def node_multi_fetch(*, count):
         "slow": fetch_multi_fetch_slow,
         "broken": lambda: fetch_multi_fetch_broken(count=count),
     }
-    return await parallel_fetch(
+    return await rt.parallel_fetch(
         operations, timeout_per_operation=0.2, continue_on_error=True
     )
 
@@ -53,9 +54,11 @@ async def node_summary(*, successful, failed):
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -85,20 +88,22 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_fast": "20-23 21:12 22:13 23:13",
-        "fetch_multi_fetch_slow": "27-30 28:16 29:17 30:17",
-        "fetch_multi_fetch_broken": "34-36 35:20 36:20",
-        "node_summary": "51-53 52:28 53:28",
+        "fetch_multi_fetch_fast": "21-24 22:12 23:13 24:13",
+        "fetch_multi_fetch_slow": "28-31 29:16 30:17 31:17",
+        "fetch_multi_fetch_broken": "35-37 36:20 37:20",
+        "node_summary": "52-54 53:28 54:28",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -6,9 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import parallel_map
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_map"
 NODES = ("load", "enrich")
@@ -35,14 +36,16 @@ async def functions_enrich(*, greeting):
 
 async def node_enrich(*, items, greeting):
     process_item = await functions_enrich(greeting=greeting)
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item, items, max_workers=3, timeout_per_item=5.0, continue_on_error=True
     )
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -71,18 +74,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "20-22 21:7 22:7",
-        "functions_enrich": "26-33 27:11 28:12 29:13 30:14 31:15 33:15",
+        "node_load": "21-23 22:7 23:7",
+        "functions_enrich": "27-34 28:11 29:12 30:13 31:14 32:15 34:15",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

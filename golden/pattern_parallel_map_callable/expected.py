@@ -7,9 +7,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 import asyncio
 import functools
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import parallel_map
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "controlling_concurrency"
 NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
@@ -48,7 +49,7 @@ def item_cpu_intensive(item):
 
 async def node_cpu_intensive(*, items):
     process_item = item_cpu_intensive
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item,
         items,
         max_workers=4,
@@ -71,7 +72,7 @@ async def functions_io_intensive():
 
 async def node_io_intensive(*, items):
     process_item = await functions_io_intensive()
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item,
         items,
         max_workers=50,
@@ -93,7 +94,7 @@ async def functions_memory_intensive():
 
 async def node_memory_intensive(*, items):
     process_item = await functions_memory_intensive()
-    return await parallel_map(
+    return await rt.parallel_map(
         process_item,
         items,
         max_workers=5,
@@ -103,7 +104,7 @@ async def node_memory_intensive(*, items):
     )
 
 
-async def chain_numbers(ctx: Run) -> None:
+async def chain_numbers(ctx: rt.Run) -> None:
     await ctx.call("numbers", node_numbers)
     await ctx.call(
         "cpu_intensive",
@@ -113,7 +114,7 @@ async def chain_numbers(ctx: Run) -> None:
     )
 
 
-async def chain_io_intensive(ctx: Run) -> None:
+async def chain_io_intensive(ctx: rt.Run) -> None:
     await ctx.wait("numbers")
     await ctx.call(
         "io_intensive",
@@ -123,7 +124,7 @@ async def chain_io_intensive(ctx: Run) -> None:
     )
 
 
-async def chain_memory_intensive(ctx: Run) -> None:
+async def chain_memory_intensive(ctx: rt.Run) -> None:
     await ctx.wait("numbers")
     await ctx.call(
         "memory_intensive",
@@ -133,9 +134,11 @@ async def chain_memory_intensive(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -158,20 +161,22 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_numbers": "19-21 20:36 21:36",
-        "functions_cpu_intensive": "26-41 27:22 28:23 30:25 32:27 34:29 35:30 36:31 37:32 38:33 40:35 41:35",
-        "functions_io_intensive": "62-69 63:26 64:27 66:29 68:31 69:31",
-        "functions_memory_intensive": "85-91 86:30 87:31 88:32 90:34 91:34",
+        "node_numbers": "20-22 21:36 22:36",
+        "functions_cpu_intensive": "27-42 28:22 29:23 31:25 33:27 35:29 36:30 37:31 38:32 39:33 41:35 42:35",
+        "functions_io_intensive": "63-70 64:26 65:27 67:29 69:31 70:31",
+        "functions_memory_intensive": "86-92 87:30 88:31 89:32 91:34 92:34",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

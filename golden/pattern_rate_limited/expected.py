@@ -4,9 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
-from runtime_lib.patterns import RateLimiter
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "rate_limited"
 NODES = ("fetch_page",)
@@ -22,7 +23,7 @@ async def code_fetch_page(*, page_num):
 
 # Rate limit of node "fetch_page", shared by every run in this process:
 # at most 2 starts at once, then 5.0 a second.
-limiter_fetch_page = RateLimiter(requests_per_second=5.0, burst_size=2)
+limiter_fetch_page = rt.RateLimiter(requests_per_second=5.0, burst_size=2)
 
 
 async def node_fetch_page(*, page_num):
@@ -30,9 +31,11 @@ async def node_fetch_page(*, page_num):
     return await code_fetch_page(page_num=page_num)
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -54,17 +57,19 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_page": "18-20 19:11 20:11",
+        "code_fetch_page": "19-21 20:11 21:11",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -6,8 +6,10 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import asyncio
 
-from runtime_lib import Observer, Recover, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "timeout_with_fallback"
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
@@ -54,13 +56,13 @@ async def node_rate_cached(*, primary_output, primary_error):
     return await code_rate_cached()
 
 
-async def chain_quote_live(ctx: Run) -> None:
+async def chain_quote_live(ctx: rt.Run) -> None:
     await ctx.call(
         "quote_live",
         node_quote_live,
         inputs=("delay",),
         timeout=0.1,
-        on_error=Recover(),
+        on_error=rt.Recover(),
     )
     await ctx.call(
         "quote_cached",
@@ -72,8 +74,8 @@ async def chain_quote_live(ctx: Run) -> None:
     )
 
 
-async def chain_rate_live(ctx: Run) -> None:
-    await ctx.call("rate_live", node_rate_live, timeout=5.0, on_error=Recover())
+async def chain_rate_live(ctx: rt.Run) -> None:
+    await ctx.call("rate_live", node_rate_live, timeout=5.0, on_error=rt.Recover())
     await ctx.call(
         "rate_cached",
         node_rate_cached,
@@ -84,9 +86,11 @@ async def chain_rate_live(ctx: Run) -> None:
     )
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -111,20 +115,22 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_quote_live": "19-22 20:12 21:13 22:13",
-        "code_quote_cached": "26-28 27:16 28:16",
-        "node_rate_live": "39-41 40:25 41:25",
-        "code_rate_cached": "45-47 46:28 47:28",
+        "node_quote_live": "21-24 22:12 23:13 24:13",
+        "code_quote_cached": "28-30 29:16 30:16",
+        "node_rate_live": "41-43 42:25 43:25",
+        "code_rate_cached": "47-49 48:28 49:28",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

@@ -4,8 +4,10 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-from runtime_lib import Observer, Run, SourceMap, main
-from runtime_lib.many import run_each
+import kflow_runtime as rt
+
+# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
@@ -25,9 +27,11 @@ async def node_process(*, input_data, process_data):
     return result
 
 
-async def run(inputs: dict | None = None, *, observer: Observer | None = None) -> dict:
+async def run(
+    inputs: dict | None = None, *, observer: rt.Observer | None = None
+) -> dict:
     """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with Run(
+    async with rt.Run(
         WORKFLOW,
         inputs,
         nodes=NODES,
@@ -55,18 +59,20 @@ async def run_many(
 
     Returns the envelopes in input order; `options` are run()'s.
     """
-    return await run_each(run, inputs_list, max_concurrency=max_concurrency, **options)
+    return await rt.run_each(
+        run, inputs_list, max_concurrency=max_concurrency, **options
+    )
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
-SOURCE_MAP = SourceMap(
+SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_fetch": "17-19 18:18 19:18",
-        "node_process": "23-25 24:23 25:23",
+        "node_fetch": "19-21 20:18 21:18",
+        "node_process": "25-27 26:23 27:23",
     },
 )
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, run_many=run_many))
+    raise SystemExit(rt.main(run, run_many=run_many))

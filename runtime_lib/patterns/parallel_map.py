@@ -69,7 +69,7 @@ async def parallel_map(
     finish, and ParallelMapError is raised. `progress(done, total)` is called as items finish
     (`total` None for an iterable without a length); `on_batch(started, ended, first_index,
     size)` as each batch of items is done (perf_counter times). Left out, both come from
-    the observer of the run this map is part of, if it has one (runtime_lib.observe).
+    the observer of the run this map is part of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
     if progress is None and on_batch is None:

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from compiler import AsyncLocalRuntime
-from compiler.loader import load_file
-from compiler.runtime import load_module
+from kflow import AsyncLocalRuntime
+from kflow.loader import load_file
+from kflow.runtime import load_module
 
 pytestmark = pytest.mark.services
 

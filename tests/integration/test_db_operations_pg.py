@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 from services import run_script, settle
 
-from compiler import AsyncLocalRuntime
-from compiler.loader import load_file
-from compiler.runtime import load_module
+from kflow import AsyncLocalRuntime
+from kflow.loader import load_file
+from kflow.runtime import load_module
 
 pytestmark = pytest.mark.services
 
@@ -233,7 +233,7 @@ async def test_text_parameters_are_read_as_postgresql_reads_them(pg_pool: Any) -
     # What lets the guide bind "2024-01-01" to a date column, for other types too.
     import asyncpg
 
-    from runtime_lib.resource_ops import resource_operation
+    from kflow_runtime.resource_ops import resource_operation
 
     row = await resource_operation(
         pg_pool,

@@ -32,10 +32,10 @@ import pytest
 from aiohttp import web
 from services import settle
 
-from compiler import AsyncLocalRuntime
-from compiler.api import compile_workflow
-from compiler.loader import load_file
-from compiler.runtime import load_module
+from kflow import AsyncLocalRuntime
+from kflow.api import compile_workflow
+from kflow.loader import load_file
+from kflow.runtime import load_module
 
 pytestmark = pytest.mark.services
 

@@ -32,9 +32,9 @@ import pytest
 from aiohttp import web
 from services import run_script
 
-from compiler.api import compile_workflow
-from compiler.loader import load_file
-from compiler.runtime import load_module
+from kflow.api import compile_workflow
+from kflow.loader import load_file
+from kflow.runtime import load_module
 
 pytestmark = pytest.mark.services
 

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from services import run_script
 
-from compiler import AsyncLocalRuntime
-from compiler.loader import load_file
-from compiler.runtime import load_module
+from kflow import AsyncLocalRuntime
+from kflow.loader import load_file
+from kflow.runtime import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 CASE = REPO / "golden" / "http_client"

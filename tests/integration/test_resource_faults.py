@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from services import pg_settings, settle
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
 
 NoLeaks = Callable[[], AbstractContextManager[None]]
 AppServer = Callable[[web.Application], Awaitable[str]]

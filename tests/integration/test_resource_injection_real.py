@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from services import settle
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry, compile_workflow
-from compiler.runtime import load_module
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry, compile_workflow
+from kflow.runtime import load_module
 
 pytestmark = pytest.mark.services
 

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from services import settle
 
-from compiler import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
 
 pytestmark = pytest.mark.services
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-from compiler.runtime import load_module
+from kflow.runtime import load_module
 
 REPO = Path(__file__).resolve().parents[2]
 Kflowc = Callable[..., tuple[int, str, str]]

@@ -11,8 +11,8 @@ import textwrap
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from compiler import compile_workflow
-from compiler.loader import load_workflow
+from kflow import compile_workflow
+from kflow.loader import load_workflow
 
 RPS = 10
 BURST = 3

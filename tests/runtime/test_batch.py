@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from runtime_lib.patterns import batch_process
+from kflow_runtime.patterns import batch_process
 
 
 class Recorder:

@@ -11,7 +11,7 @@ import decimal
 
 import pytest
 
-from runtime_lib.patterns import CacheKeyError, cache_get, cache_key, cache_set
+from kflow_runtime.patterns import CacheKeyError, cache_get, cache_key, cache_set
 
 
 def test_cache_key_formats_the_template_with_the_values():

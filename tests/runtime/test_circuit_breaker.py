@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runtime_lib.patterns import CircuitBreaker
+from kflow_runtime.patterns import CircuitBreaker
 
 
 class Clock:

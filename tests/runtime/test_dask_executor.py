@@ -21,11 +21,11 @@ import pytest
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
 
-from compiler import AsyncWorkflowBuilder  # noqa: E402
-from compiler.runtime import AsyncLocalRuntime  # noqa: E402
-from runtime_lib.patterns import parallel_map  # noqa: E402
-from runtime_lib.patterns.dask_executor import DaskExecutor  # noqa: E402
-from runtime_lib.patterns.executors import DASK_SCHEDULER_ENV  # noqa: E402
+from kflow import AsyncWorkflowBuilder  # noqa: E402
+from kflow.runtime import AsyncLocalRuntime  # noqa: E402
+from kflow_runtime.patterns import parallel_map  # noqa: E402
+from kflow_runtime.patterns.dask_executor import DaskExecutor  # noqa: E402
+from kflow_runtime.patterns.executors import DASK_SCHEDULER_ENV  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -255,8 +255,8 @@ def test_without_dask_nothing_of_dask_is_imported(tmp_path):
     out = run_python(
         """
         import asyncio, sys
-        from compiler import AsyncWorkflowBuilder
-        from compiler.runtime import AsyncLocalRuntime
+        from kflow import AsyncWorkflowBuilder
+        from kflow.runtime import AsyncLocalRuntime
 
         b = AsyncWorkflowBuilder("plain")
         b.add_parallel_map("a", "async def process_item(x):\\n    return x + 1\\n")
@@ -279,8 +279,8 @@ def test_executor_dask_starts_a_local_cluster_and_closes_it_at_exit(tmp_path):
     out = run_python(
         """
         import asyncio, json, os
-        from runtime_lib.patterns import parallel_map
-        from runtime_lib.patterns.dask_executor import local_cluster
+        from kflow_runtime.patterns import parallel_map
+        from kflow_runtime.patterns.dask_executor import local_cluster
 
         def double(x):  # defined in __main__: reaches the workers by value
             return [x * 2, os.getpid()]
@@ -332,7 +332,7 @@ async def test_run_many_spreads_runs_over_the_cluster(on_cluster):
 
 
 async def test_dask_scheduler_flag_of_a_shipped_module(cluster, tmp_path):
-    from compiler import compile_workflow
+    from kflow import compile_workflow
 
     b = AsyncWorkflowBuilder("flag")
     b.add_parallel_map("cube", CUBE, max_workers=4, continue_on_error=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runtime_lib.patterns import (
+from kflow_runtime.patterns import (
     AsyncExecutor,
     ProcessExecutor,
     ThreadExecutor,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runtime_lib.patterns import ParallelFetchError, parallel_fetch
+from kflow_runtime.patterns import ParallelFetchError, parallel_fetch
 
 
 async def test_all_operations_run_concurrently():

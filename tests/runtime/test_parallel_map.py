@@ -15,7 +15,7 @@ from itertools import count
 
 import pytest
 
-from runtime_lib.patterns import ParallelMapError, parallel_map
+from kflow_runtime.patterns import ParallelMapError, parallel_map
 
 
 class InFlight:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from runtime_lib.patterns import RateLimiter
+from kflow_runtime.patterns import RateLimiter
 
 
 class VirtualTime:

@@ -9,8 +9,8 @@ from unittest.mock import AsyncMock
 import aiohttp
 import pytest
 
-from runtime_lib.resource_ops import resource_operation
-from runtime_lib.resources import (
+from kflow_runtime.resource_ops import resource_operation
+from kflow_runtime.resources import (
     Cache,
     Database,
     HttpClient,

@@ -1,6 +1,6 @@
 """Resources without services: env naming and overrides, secrets, lazy lifecycle, injection.
 
-Lifecycle tests use real Custom resources whose factories record what happened; the
+Lifecycle tests use real CustomResource resources whose factories record what happened; the
 services themselves are covered in test_resources_services.py.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from runtime_lib.resources import (
+from kflow_runtime.resources import (
     Cache,
-    Custom,
+    CustomResource,
     Database,
     HttpClient,
     ResourceError,
@@ -180,7 +180,7 @@ def test_callables_are_not_overridable() -> None:
     def factory() -> int:
         return 1
 
-    spec = Custom("thing", {"factory": factory, "size": 1})
+    spec = CustomResource("thing", {"factory": factory, "size": 1})
     settings = spec.resolved_settings({"KFLOW_THING_FACTORY": "os.getcwd", "KFLOW_THING_SIZE": "7"})
     assert settings == {"factory": factory, "size": 7}
 
@@ -237,7 +237,7 @@ def test_missing_secret_names_the_variable(spec: ResourceSpec) -> None:
 
 async def test_missing_secret_fails_get_before_opening() -> None:
     opened: list[str] = []
-    spec = Custom("svc", {"factory": lambda token: opened.append(token), "token": Secret("NOPE")})
+    spec = CustomResource("svc", {"factory": lambda token: opened.append(token), "token": Secret("NOPE")})
     async with Resources({"svc": spec}, environ={}) as res:
         with pytest.raises(ResourceError, match="NOPE"):
             await res.get("svc")
@@ -247,7 +247,7 @@ async def test_missing_secret_fails_get_before_opening() -> None:
 async def test_environ_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KFLOW_THING_SIZE", "5")
     monkeypatch.setenv("KFLOW_THING_TOKEN", "t0k")
-    spec = Custom(
+    spec = CustomResource(
         "thing",
         {
             "factory": lambda size, token: (size, token),
@@ -281,9 +281,9 @@ def test_describe() -> None:
 
 def test_specs_validate_when_built() -> None:
     with pytest.raises(TypeError, match="factory"):
-        Custom("x", {})
+        CustomResource("x", {})
     with pytest.raises(TypeError, match="cleanup"):
-        Custom("x", {"factory": dict, "cleanup": 3})
+        CustomResource("x", {"factory": dict, "cleanup": 3})
     with pytest.raises(TypeError, match="name"):
         Database("", {})
 
@@ -292,12 +292,12 @@ def test_specs_validate_when_built() -> None:
 
 
 class Tracker:
-    """Custom-resource factories and cleanups that write what happened into one log."""
+    """CustomResource-resource factories and cleanups that write what happened into one log."""
 
     def __init__(self) -> None:
         self.log: list[str] = []
 
-    def spec(self, name: str, *, fail_close: bool = False) -> Custom:
+    def spec(self, name: str, *, fail_close: bool = False) -> CustomResource:
         async def factory() -> dict[str, str]:
             self.log.append(f"open {name}")
             return {"name": name}
@@ -307,7 +307,7 @@ class Tracker:
             if fail_close:
                 raise RuntimeError(f"cannot close {name}")
 
-        return Custom(name, {"factory": factory, "cleanup": cleanup})
+        return CustomResource(name, {"factory": factory, "cleanup": cleanup})
 
 
 async def test_a_spec_never_used_is_never_opened() -> None:
@@ -330,7 +330,7 @@ async def test_concurrent_first_get_opens_once() -> None:
         await release.wait()
         return object()
 
-    async with Resources({"x": Custom("x", {"factory": factory})}) as res:
+    async with Resources({"x": CustomResource("x", {"factory": factory})}) as res:
         getters = [asyncio.create_task(res.get("x")) for _ in range(10)]
         await started.wait()
         release.set()
@@ -347,7 +347,7 @@ async def test_first_getter_cancelled_others_still_get_the_resource() -> None:
         await release.wait()
         return "ok"
 
-    async with Resources({"x": Custom("x", {"factory": factory})}) as res:
+    async with Resources({"x": CustomResource("x", {"factory": factory})}) as res:
         first = asyncio.create_task(res.get("x"))
         await started.wait()
         second = asyncio.create_task(res.get("x"))
@@ -369,7 +369,7 @@ async def test_failed_open_is_wrapped_and_a_later_get_tries_again() -> None:
             raise ValueError("boom")
         return "second time"
 
-    async with Resources({"x": Custom("x", {"factory": factory})}) as res:
+    async with Resources({"x": CustomResource("x", {"factory": factory})}) as res:
         with pytest.raises(ResourceError) as err:
             await res.get("x")
         assert str(err.value).startswith("resource 'x' (custom ")
@@ -395,7 +395,7 @@ async def test_a_failing_close_does_not_stop_the_others(caplog: pytest.LogCaptur
     res = Resources({"a": t.spec("a"), "b": t.spec("b", fail_close=True), "c": t.spec("c")})
     for name in "abc":
         await res.get(name)
-    with caplog.at_level(logging.WARNING, logger="runtime_lib.resources"):
+    with caplog.at_level(logging.WARNING, logger="kflow_runtime.resources"):
         await res.aclose()
     assert t.log[3:] == ["close c", "close b", "close a"]
     assert any("'b'" in r.getMessage() and "close failed" in r.getMessage() for r in caplog.records)
@@ -421,7 +421,7 @@ async def test_aclose_cancels_an_open_in_progress() -> None:
         finally:
             cleaned.append("factory unwound")
 
-    res = Resources({"x": Custom("x", {"factory": factory})})
+    res = Resources({"x": CustomResource("x", {"factory": factory})})
     getter = asyncio.create_task(res.get("x"))
     await started.wait()
     await res.aclose()
@@ -447,7 +447,7 @@ async def test_custom_sync_hooks_kwargs_and_default_close() -> None:
         async def aclose(self) -> None:
             self.closed = True
 
-    res = Resources({"c": Custom("c", {"factory": Conn, "size": 3})})
+    res = Resources({"c": CustomResource("c", {"factory": Conn, "size": 3})})
     conn = await res.get("c")
     assert conn.size == 3
     await res.aclose()
@@ -455,12 +455,12 @@ async def test_custom_sync_hooks_kwargs_and_default_close() -> None:
 
 
 async def test_custom_dotted_factory_and_health_check() -> None:
-    res = Resources({"od": Custom("od", {"factory": "collections:OrderedDict"})})
+    res = Resources({"od": CustomResource("od", {"factory": "collections:OrderedDict"})})
     assert type(await res.get("od")).__name__ == "OrderedDict"
     await res.aclose()
 
     closed: list[Any] = []
-    spec = Custom(
+    spec = CustomResource(
         "h",
         {"factory": lambda: "obj", "health_check": lambda obj: False, "cleanup": closed.append},
     )
@@ -543,7 +543,7 @@ async def test_registry_factory_failure_is_a_resource_error() -> None:
 
 def test_importing_resources_does_not_import_drivers() -> None:
     code = (
-        "import sys, runtime_lib.resources, runtime_lib.resource_ops; "
+        "import sys, kflow_runtime.resources, kflow_runtime.resource_ops; "
         "bad = [m for m in ('asyncpg', 'aiohttp', 'redis', 'compiler', 'libcst', 'jinja2', "
         "'black', 'click') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from services import pg_settings, settle
 
-from runtime_lib.resources import (
+from kflow_runtime.resources import (
     Cache,
     Database,
     HttpClient,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from runtime_lib.patterns import RetryPolicy, retry_call
+from kflow_runtime.patterns import RetryPolicy, retry_call
 
 
 class Flaky:

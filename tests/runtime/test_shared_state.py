@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-import runtime_lib
-from runtime_lib.patterns import (
+import kflow_runtime
+from kflow_runtime.patterns import (
     CircuitBreaker,
     RateLimiter,
     SharedCircuitBreaker,
@@ -36,7 +36,7 @@ from runtime_lib.patterns import (
 
 pytestmark = pytest.mark.services
 
-REPO = Path(runtime_lib.__file__).resolve().parents[1]
+REPO = Path(kflow_runtime.__file__).resolve().parents[1]
 
 # A start is recorded once the grant's reply has reached the process and its task has run,
 # which under load (2 vCPUs, several processes) can lag the grant by tens of milliseconds. The
@@ -48,7 +48,7 @@ import asyncio, json, os, sys, time
 
 import redis.asyncio as aioredis
 
-from runtime_lib.patterns import SharedCircuitBreaker, SharedRateLimiter
+from kflow_runtime.patterns import SharedCircuitBreaker, SharedRateLimiter
 
 
 async def barrier(client, cfg):
@@ -635,7 +635,7 @@ async def test_in_process_state_stays_in_the_process(redis_client, keys):
 
 
 def test_importing_the_patterns_does_not_import_redis():
-    code = "import sys, runtime_lib.patterns; print('redis' in sys.modules)"
+    code = "import sys, kflow_runtime.patterns; print('redis' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
