@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from kflow.pysource import RUNTIME_ALIAS
-
 # Defaults that are safe to put in a function signature: evaluated once and immutable.
 _IMMUTABLE_DEFAULTS = (
     cst.Integer,
@@ -66,8 +64,9 @@ class OptionalInputs(cst.CSTTransformer):
     runs: the parameter defaults to MISSING and the read falls back to `d`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: str = "rt") -> None:
         super().__init__()
+        self.runtime = runtime  # the module's alias of kflow_runtime (kflow.scope)
         self.found: dict[str, OptionalInput] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -91,7 +90,7 @@ class OptionalInputs(cst.CSTTransformer):
                 left=cst.Name(name),
                 comparisons=[
                     cst.ComparisonTarget(
-                        cst.IsNot(), cst.Attribute(cst.Name(RUNTIME_ALIAS), cst.Name("MISSING"))
+                        cst.IsNot(), cst.Attribute(cst.Name(self.runtime), cst.Name("MISSING"))
                     ),
                 ],
             ),

@@ -1,0 +1,341 @@
+"""Analyse one code string: what it reads, what it binds, what it outputs.
+
+Code strings are dedented and compiled as the body of an async function (so syntax
+errors read as Python's do, at the user's line); Python's symbol table gives the code's
+free names and every name it uses; LibCST parses it and the transformers in
+`kflow.transforms` turn it into the body of the node's function. This module knows
+nothing about nodes' kinds or the workflow: `kflow.binding` decides what each free name
+is, and `kflow.analyze` puts the pieces together.
+"""
+
+from __future__ import annotations
+
+import ast
+import symtable
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from kflow.errors import error
+from kflow.ir import CodeBlock, SourceLocation
+from kflow.transforms import OptionalInput, OptionalInputs, as_function_body, return_result
+
+
+@dataclass(frozen=True)
+class CodeAnalysis:
+    """One code string made into a function body, and what the body needs."""
+
+    function_body: str  # the rewritten code, indented as a function body
+    # Functions the code defines at top level: name -> is it `async def` (aliases
+    # `process_item = fn` resolved), for a parallel map's process_item.
+    defines: dict[str, bool] = field(default_factory=dict, compare=False)
+    free_names: tuple[str, ...] = ()
+    optional: tuple[OptionalInput, ...] = ()
+    assigns_result: bool = False
+    # The workflow.py line of each statement of `body`, in source order.
+    statement_lines: tuple[int, ...] = ()
+    file: str | None = None
+    # Where each free name is first read, for diagnostics.
+    name_locations: dict[str, SourceLocation | None] = field(default_factory=dict, compare=False)
+    # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
+    static_keys: StaticKeys | None = None
+    blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
+    # Every name the code binds or reads, at any depth: generated names must avoid them.
+    identifiers: frozenset[str] = frozenset()
+
+
+def code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
+    """Map (line, col) in the dedented code to workflow.py."""
+    origin = block.origin
+    if origin is None:
+        return None
+    if not block.exact:
+        return origin
+    if line == 1:
+        return SourceLocation(origin.file, origin.line, origin.col + col)
+    return SourceLocation(origin.file, origin.line + line - 1, col + indent)
+
+
+def _indent_width(text: str) -> int:
+    dedented = textwrap.dedent(text)
+    for raw, new in zip(text.splitlines(), dedented.splitlines(), strict=False):
+        if new.strip():
+            return len(raw) - len(new)
+    return 0
+
+
+def analyse_code(
+    block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = (),
+    returns: str = "result", always_return: bool = False, runtime: str = "rt",
+) -> CodeAnalysis:
+    """Analyse `block`, the `what` of node (or resource) `node_id`. `provided` are names
+    the pattern binds for it; `runtime` is the module's alias of kflow_runtime."""
+    try:
+        return _analyse(block, node_id, what, provided, returns, always_return, runtime)
+    except (RecursionError, MemoryError):
+        origin = block.origin
+        raise error(
+            "KF001", f"node {node_id!r}: {what} is nested too deeply to compile",
+            origin, "split the long expression into several statements",
+        ) from None
+
+
+def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str], returns: str,
+             always_return: bool, runtime: str) -> CodeAnalysis:
+    text = textwrap.dedent(block.text)
+    indent = _indent_width(block.text)
+    table = _check_syntax(text, block, node_id, what, indent)
+    tree = ast.parse(text)
+    _check_not_generator(tree, block, node_id, what, indent)
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:  # Python accepted it; LibCST did not.
+        raise error(
+            "KF001", f"node {node_id!r}: {what} cannot be parsed: {exc.message}",
+            code_location(block, exc.raw_line, exc.raw_column, indent),
+            "kflow supports the Python 3.11 grammar in node code",
+        ) from None
+
+    free, every = _names(table)
+    assigns_result = _assigned_here(table, returns)
+    optional = OptionalInputs(runtime)
+    if "globals" in free or "locals" in free:
+        module = module.visit(optional)
+    appends_return = assigns_result or always_return
+    if appends_return:
+        module = return_result(module, returns)
+
+    provided = set(provided)
+    first_use = _first_use(tree)
+    names = sorted(
+        (n for n in free if n not in provided and n not in optional.found), key=first_use
+    )
+    return CodeAnalysis(
+        function_body=as_function_body(module),
+        defines=_defined_functions(tree),
+        name_locations={
+            n: code_location(block, *first_use(n), indent) for n in names
+        },
+        static_keys=static_keys(tree, returns),
+        blocking_calls=tuple(
+            (call, code_location(block, line, col, indent))
+            for call, line, col in blocking_calls(tree)
+        ),
+        free_names=tuple(names),
+        optional=tuple(optional.found.values()),
+        assigns_result=assigns_result or _returns_at_top(tree),
+        statement_lines=tuple(_statement_user_lines(tree, appends_return, block)),
+        file=block.origin.file if block.origin else None,
+        identifiers=frozenset(every | set(optional.found)),
+    )
+
+
+def _names(table: symtable.SymbolTable) -> tuple[set[str], set[str]]:
+    """(free, every): names the code reads but never binds, at any depth (builtins
+    included: a connection may feed an input called `input`), and every name it uses.
+
+    Python's own symbol table answers this exactly, comprehension and class scopes
+    included, at a fraction of the cost of LibCST's ScopeProvider (see
+    docs/compiler.md), which matters for 1,000-node workflows.
+    """
+    free: set[str] = set()
+    every: set[str] = set()
+    stack = [table]
+    while stack:
+        current = stack.pop()
+        for symbol in current.get_symbols():
+            every.add(symbol.get_name())
+            if symbol.is_referenced() and symbol.is_global() and not symbol.is_assigned():
+                free.add(symbol.get_name())
+        stack.extend(current.get_children())
+    return free, every
+
+
+def _assigned_here(table: symtable.SymbolTable, name: str) -> bool:
+    try:
+        return table.lookup(name).is_assigned()
+    except KeyError:
+        return False
+
+
+def _first_use(tree: ast.Module):
+    """Sort key: free names in the order they first appear in the code."""
+    order: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            key = (node.lineno, node.col_offset)
+            if node.id not in order or key < order[node.id]:
+                order[node.id] = key
+    return lambda name: order.get(name, (0, 0))
+
+
+# A dict literal's keys, each mapped to its own value's keys when that is a dict literal too.
+StaticKeys = dict[str, "StaticKeys | None"]
+
+_MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
+
+
+def static_keys(tree: ast.Module, name: str = "result") -> StaticKeys | None:
+    """The keys of the output when the code assigns `name` exactly once, at top level, to
+    a dict literal with constant string keys, and never changes it afterwards."""
+    assignments = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id == name:
+                    assignments.append(node)
+                elif _touches(target, name):
+                    return None
+        elif isinstance(node, ast.Delete) and any(_touches(t, name) for t in node.targets):
+            return None
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in _MUTATORS and _touches(node.func.value, name)):
+            return None
+    if len(assignments) != 1 or assignments[0] not in tree.body:
+        return None
+    return _dict_keys(assignments[0].value)
+
+
+def _touches(target: ast.AST, name: str) -> bool:
+    """`name[...]`, `name.x` (at any depth): a change to the value `name` holds."""
+    while isinstance(target, ast.Subscript | ast.Attribute):
+        target = target.value
+        if isinstance(target, ast.Name) and target.id == name:
+            return True
+    return False
+
+
+def _dict_keys(value: ast.AST | None) -> StaticKeys | None:
+    if not isinstance(value, ast.Dict):
+        return None
+    keys: StaticKeys = {}
+    for key, item in zip(value.keys, value.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None  # `**other` or a computed key: not known statically
+        keys[key.value] = _dict_keys(item)
+    return keys
+
+
+_BLOCKING = {("time", "sleep"): "time.sleep()", ("requests", None): "requests"}
+
+
+def blocking_calls(tree: ast.Module) -> list[tuple[str, int, int]]:
+    """Blocking calls made where they would stall the event loop: in the code itself or
+    in an `async def` it defines, not in a plain `def` (which may run in a thread)."""
+    found = []
+    stack: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body]
+    while stack:
+        node, in_async = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.Lambda):
+            in_async = False
+        elif isinstance(node, ast.AsyncFunctionDef):
+            in_async = True
+        if in_async and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Name):
+                label = _BLOCKING.get((owner.id, node.func.attr)) or _BLOCKING.get((owner.id, None))
+                if label:
+                    found.append((label, node.lineno, node.col_offset))
+        stack.extend((child, in_async) for child in ast.iter_child_nodes(node))
+    return sorted(found, key=lambda f: (f[1], f[2]))
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _top_level(tree: ast.Module) -> Iterable[ast.AST]:
+    """Every node of the code itself, not inside a function or class it defines."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, _SCOPES):
+            stack.extend(ast.iter_child_nodes(node))
+
+
+def _returns_at_top(tree: ast.Module) -> bool:
+    """A `return` in the code itself, not in a function it defines."""
+    return any(isinstance(node, ast.Return) for node in _top_level(tree))
+
+
+def _check_not_generator(tree: ast.Module, block: CodeBlock, node_id: str, what: str,
+                         indent: int) -> None:
+    """Node code runs as a function that returns its result: `yield` would make it a
+    generator, whose module does not even compile (`return` with a value)."""
+    found = [n for n in _top_level(tree) if isinstance(n, ast.Yield | ast.YieldFrom)]
+    if found:
+        first = min(found, key=lambda n: (n.lineno, n.col_offset))
+        raise error(
+            "KF001", f"node {node_id!r}: {what} uses `yield`, but it runs as a function "
+            "that returns its output", code_location(block, first.lineno, first.col_offset,
+                                                     indent),
+            "collect the values in a list and assign it to `result`; a generator can live "
+            "in a function the code defines",
+        )
+
+
+def _check_syntax(
+    text: str, block: CodeBlock, node_id: str, what: str, indent: int
+) -> symtable.SymbolTable:
+    """Compile the code as the body of an async function (what it becomes, so `return`
+    and `await` are fine) and return that function's symbol table."""
+    wrapped = "async def _kflow_node():\n" + textwrap.indent(text or "pass", " ", lambda _: True)
+    filename = block.origin.file if block.origin else "<code>"
+    try:
+        compile(wrapped, filename, "exec", dont_inherit=True)
+        return symtable.symtable(wrapped, filename, "exec").get_children()[0]
+    except SyntaxError as exc:
+        line = (exc.lineno or 2) - 1
+        col = max((exc.offset or 2) - 2, 0)
+        where = code_location(block, max(line, 1), col, indent)
+        if "outside async function" in exc.msg:
+            raise error(
+                "KF107", f"node {node_id!r}: {exc.msg} (a plain `def`, such as a sync "
+                "process_item, cannot await)", where,
+                "make that function `async def`",
+            ) from None
+        raise error(
+            "KF001", f"node {node_id!r}: syntax error in {what}: {exc.msg}", where,
+            "fix the code string; it runs as the body of an async function",
+        ) from None
+    except ValueError as exc:  # e.g. a NUL character (the IR refuses them; belt and braces)
+        raise error("KF001", f"node {node_id!r}: {what} cannot be compiled: {exc}",
+                    block.origin, "fix the code string") from None
+
+
+def statement_lines(tree: ast.AST) -> list[int]:
+    """Line of every statement under `tree`, in source order (black keeps the AST and
+    its order, so the same walk over the formatted module pairs up one to one, and
+    statements a pattern appends after the user's code come last)."""
+    starts = sorted(
+        (n.lineno, n.col_offset) for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree
+    )
+    return [line for line, _ in starts]
+
+
+def _statement_user_lines(tree: ast.Module, appends_return: bool, block: CodeBlock) -> list[int]:
+    """The workflow.py line of each statement of the function body, in source order: the
+    user's statements (the transforms keep their lines), then any appended `return`."""
+    lines = statement_lines(tree) + ([0] if appends_return else [])
+    origin = block.origin
+    if origin is None:
+        return [0] * len(lines)
+    if not block.exact:
+        return [origin.line] * len(lines)
+    # Statements kflow appends (`return result`) map to the code's last line.
+    last = origin.line + max(len(block.text.rstrip().splitlines()) - 1, 0)
+    return [min(origin.line + ln - 1, last) if ln else last for ln in lines]
+
+
+def _defined_functions(tree: ast.Module) -> dict[str, bool]:
+    defs = {n.name: isinstance(n, ast.AsyncFunctionDef) for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    for n in tree.body:  # `process_item = fn`, as inlined callables end
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in defs:
+            for target in n.targets:
+                if isinstance(target, ast.Name):
+                    defs[target.id] = defs[n.value.id]
+    return defs
