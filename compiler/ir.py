@@ -233,7 +233,7 @@ class Resource:
         if not isinstance(self.settings, Mapping):
             raise BadValue("resource settings must be a dict")
         object.__setattr__(self, "settings", freeze(
-            {text(k, "setting name"): _setting(v, f"setting {k!r}") for k, v in
+            {text(k, "setting name"): _setting(v, f"resource {self.name!r}: {k}") for k, v in
              self.settings.items()}))
         _optional(self.location, SourceLocation, "location")
         for role, block in self.codes:
