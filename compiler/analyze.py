@@ -21,7 +21,7 @@ from kflow import graph
 from kflow.binding import AUTO_IMPORTS, BUILTINS, Binding, bind
 from kflow.code_analysis import CodeAnalysis, analyse_code
 from kflow.errors import CompileError, Diagnostic, error
-from kflow.ir import CodeBlock, Node, Resource, Workflow
+from kflow.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
 from kflow.kinds import Kind, kind_named
 from kflow.parallel import Workers
 from kflow.pysource import Ident
@@ -301,7 +301,28 @@ class _Analyser:
                         "define or import it at module level beside the function",
                     )
             analysed.append((role, code))
+            self.warnings.extend(inlined_secrets(resource, role, block))
         return tuple(analysed)
+
+
+def inlined_secrets(resource: Resource, role: str, block: CodeBlock) -> list[Diagnostic]:
+    """KF109: a credential-looking literal in code inlined from a custom resource's
+    factory (or health check, or cleanup) would be written into the module."""
+    from kflow.secrets import secret_literals
+
+    found = []
+    for name, line in secret_literals(block.text):
+        origin = block.origin
+        where = origin if origin is None or not block.exact else SourceLocation(
+            origin.file, origin.line + line - 1, 0)
+        found.append(Diagnostic(
+            "KF109", f"resource {resource.name!r}: its {role} holds what looks like a "
+            f"credential ({name}), which is written into the module as it is", where,
+            f"pass it as require_resource({resource.name!r}, ..., settings={{...}}): the "
+            f"module then reads it from the environment (KFLOW_{resource.name.upper()}_...)",
+            severity="warning",
+        ))
+    return found
 
 
 def _ordered(names: Iterable[str]) -> tuple[str, ...]:
