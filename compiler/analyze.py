@@ -14,19 +14,18 @@ the results land in an `AnalysisCache` that is passed in, not kept in a global.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kflow import graph
-from kflow.binding import AUTO_IMPORTS, BUILTINS, Binding, bind
-from kflow.code_analysis import CodeAnalysis, analyse_code
+from kflow.binding import AUTO_IMPORTS, BUILTINS, Binding, OptionalInput, bind
+from kflow.code_analysis import CodeAnalysis, analyse_code, body_lines
 from kflow.errors import CompileError, Diagnostic, error
 from kflow.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
 from kflow.kinds import Kind, kind_named
 from kflow.parallel import Workers
 from kflow.pysource import Ident
 from kflow.scope import runtime_alias
-from kflow.transforms import OptionalInput
 from kflow_runtime.patterns.retry import RetryPolicyError, resolve_exception
 
 
@@ -107,6 +106,8 @@ class WorkflowAnalysis:
 
 # A code string, the id it is reported under, and analyse_code's options.
 Job = tuple[CodeBlock, str, dict[str, Any]]
+# Code strings a worker analyses (and black formats) at a time.
+BATCH = 32
 
 
 class AnalysisCache:
@@ -142,34 +143,54 @@ def run_job(job: Job) -> CodeAnalysis | tuple[Diagnostic, ...]:
         return exc.diagnostics
 
 
-def _node_jobs(node: Node, kind: Kind, runtime: str) -> list[Job]:
+def run_jobs(batch: list[Job]) -> list[CodeAnalysis | tuple[Diagnostic, ...]]:
+    """`run_job` for each job, with one black call for all the bodies (see
+    kflow.blackfmt.format_bodies): what a worker does with its share of a big workflow."""
+    from kflow.blackfmt import format_bodies
+
+    done = [run_job((block, name, {**options, "format": False})) for block, name, options
+            in batch]
+    todo = [i for i, (job, result) in enumerate(zip(batch, done, strict=True))
+            if job[2].get("format") and isinstance(result, CodeAnalysis)]
+    bodies = format_bodies([done[i].function_body for i in todo])  # type: ignore[union-attr]
+    for i, body in zip(todo, bodies, strict=True):
+        if body is None:  # alone, as the serial path does it (and with its error)
+            done[i] = run_job(batch[i])
+        else:
+            done[i] = replace(done[i], function_body=body, formatted=True,  # type: ignore[arg-type]
+                              body_statement_lines=body_lines(body))
+    return done
+
+
+def _node_jobs(node: Node, kind: Kind, common: dict[str, Any]) -> list[Job]:
     jobs: list[Job] = []
     if node.code is not None:
         role = kind.code_role(node)
         jobs.append((node.code, node.id, {"provided": role.provided, "returns": role.returns,
                                           "always_return": role.always_return,
-                                          "what": role.what, "runtime": runtime}))
-    jobs += [(block, node.id, {"what": f"operation {key!r}", "runtime": runtime})
+                                          "what": role.what, **common}))
+    jobs += [(block, node.id, {"what": f"operation {key!r}", **common})
              for key, block in node.codes]
     handler = node.options.error_handler
     if handler is not None and handler.code is not None:
         jobs.append((handler.code, node.id, {"what": "error handler code",
-                                             "provided": ("error",), "runtime": runtime}))
+                                             "provided": ("error",), **common}))
     return jobs
 
 
-def _resource_jobs(resource: Resource, runtime: str) -> list[Job]:
-    return [(block, resource.name, {"what": f"resource {role}", "returns": role,
-                                    "runtime": runtime}) for role, block in resource.codes]
+def _resource_jobs(resource: Resource, common: dict[str, Any]) -> list[Job]:
+    return [(block, resource.name, {"what": f"resource {role}", "returns": role, **common})
+            for role, block in resource.codes]
 
 
-def jobs(workflow: Workflow, runtime: str = "rt") -> list[Job]:
+def jobs(workflow: Workflow, runtime: str = "rt", format_code: bool = False) -> list[Job]:
     """Every code string `analyse` will analyse, with the options it will use."""
+    common = {"runtime": runtime, "format": format_code}
     found: list[Job] = []
     for node in workflow.nodes:
-        found += _node_jobs(node, kind_named(node.kind), runtime)
+        found += _node_jobs(node, kind_named(node.kind), common)
     for resource in workflow.resources:
-        found += _resource_jobs(resource, runtime)
+        found += _resource_jobs(resource, common)
     return found
 
 
@@ -187,23 +208,31 @@ def choose_runtime_alias(workflow: Workflow) -> Ident:
 
 
 def analyse(workflow: Workflow, *, cache: AnalysisCache | None = None,
-            workers: Workers | None = None) -> WorkflowAnalysis:
-    """Analyse `workflow`. Problems are collected in `errors` (see `raise_errors`)."""
+            workers: Workers | None = None, format_code: bool = False) -> WorkflowAnalysis:
+    """Analyse `workflow`. Problems are collected in `errors` (see `raise_errors`).
+
+    `format_code`: black formats each code string's function body as it is analysed
+    (in the workers, for a big workflow), as a build needs.
+    """
     graph.validate(workflow)
     runtime = choose_runtime_alias(workflow)
     cache = cache if cache is not None else AnalysisCache()
     if workers is not None:
-        todo = jobs(workflow, runtime)
-        for job, done in zip(todo, workers.map(run_job, todo), strict=True):
+        todo = jobs(workflow, runtime, format_code)
+        batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
+        results = workers.map(run_jobs, batches, chunksize=1, items_count=len(todo))
+        for job, done in zip(todo, (r for batch in results for r in batch), strict=True):
             cache.put(job, done)
-    return _Analyser(workflow, cache, runtime).run()
+    return _Analyser(workflow, cache, runtime, format_code).run()
 
 
 class _Analyser:
-    def __init__(self, workflow: Workflow, cache: AnalysisCache, runtime: Ident) -> None:
+    def __init__(self, workflow: Workflow, cache: AnalysisCache, runtime: Ident,
+                 format_code: bool) -> None:
         self.workflow = workflow
         self.cache = cache
         self.runtime = runtime
+        self.format_code = format_code
         self.resource_kinds = {r.name: r.kind for r in workflow.resources}
         self.imports: set[str] = set()
         self.exceptions: dict[str, str] = {}
@@ -234,7 +263,8 @@ class _Analyser:
         )
 
     def code(self, block: CodeBlock, name: str, **options: Any) -> CodeAnalysis:
-        return self.cache.code(block, name, runtime=self.runtime, **options)
+        return self.cache.code(block, name, runtime=self.runtime, format=self.format_code,
+                               **options)
 
     def node(self, node: Node, connected: tuple[str, ...]) -> NodeAnalysis:
         kind = kind_named(node.kind)

@@ -34,7 +34,7 @@ def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> C
     """
     source_file = os.path.basename(source_file or workflow.source_file or "workflow.py")
     with Workers() as workers:
-        analysis = analyse(workflow, workers=workers)
+        analysis = analyse(workflow, workers=workers, format_code=True)
         analysis.raise_errors()
         source = assemble(ModuleBuilder(analysis, source_file).build(), workers=workers)
     return CompiledModule(source, analysis.warnings, _secret_vars(workflow),

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from kflow.errors import Diagnostic
 from kflow.ir import Node
-from kflow.transforms import OptionalInput
 
 # Modules the guide's examples use without importing them.
 AUTO_IMPORTS = frozenset(
@@ -29,6 +28,15 @@ BUILTINS = frozenset(dir(builtins))
 
 # The names the guide's code uses for "the" resource of a kind.
 CONVENTIONAL_NAMES = {"db": "database", "http": "http", "api": "http", "cache": "cache"}
+
+
+@dataclass(frozen=True)
+class OptionalInput:
+    """`globals().get("x", d)` in node code: an input `x` with default `d`."""
+
+    name: str
+    default: str  # source of the default expression
+    in_signature: bool  # False: the body falls back to the default where it reads the name
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import ast
 from functools import lru_cache
 
-import black
-
+from kflow.blackfmt import Failure, format_source
 from kflow.code_analysis import CodeAnalysis, statement_lines
 from kflow.codegen import ModuleContext, NodeFunction, PatternPiece
 from kflow.errors import CompileError, Diagnostic
@@ -25,14 +24,7 @@ from kflow.parallel import Workers
 from kflow.pysource import py_str
 from kflow.templating import render
 
-# String normalization off (black -S): the user's own quotes stay as written, and it
-# halves black's time, which is most of a large build. kflow's own literals are
-# written with double quotes already.
-MODE = black.Mode(target_versions={black.TargetVersion.PY311}, string_normalization=False)
-
-
-def format_source(source: str) -> str:
-    return black.format_str(source, mode=MODE)
+__all__ = ["assemble", "format_source", "with_source_map"]
 
 
 # A function's place in a formatted piece: first line, last line, each statement's line.
@@ -47,7 +39,7 @@ def _format_piece(source: str) -> tuple[str, Spans] | str:
     try:
         text = format_source(source).strip("\n")
         return text, _spans(text)
-    except (black.InvalidInput, RecursionError, MemoryError, SyntaxError) as exc:
+    except Failure as exc:
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
@@ -80,6 +72,28 @@ def _formatted(results: list[tuple[str, Spans] | str],
     return results  # type: ignore[return-value]
 
 
+def _ready(piece: NodeFunction | PatternPiece | None, source: str) -> bool:
+    """Whether a piece is in black's style already: the header (kflow's own lines, laid
+    out by kflow.layout) when no line came out too long; a node function whose body
+    black formatted in the analysis, whose def line fits and has no user defaults."""
+    if not isinstance(piece, NodeFunction) or piece.code is None or not piece.code.formatted:
+        return False
+    if any(p.default is not None for p in piece.params):
+        return False
+    return not too_long(source.split(piece.body, 1)[0])
+
+
+def _ready_spans(piece: NodeFunction | None, text: str) -> Spans:
+    """Where a ready node function's statements are, from the body's own statement lines
+    (found in the analysis): no parse of the piece needed."""
+    if piece is None or piece.code is None:
+        return _spans(text)
+    def_line = text.split(piece.body, 1)[0].count("\n")  # the body starts on the next line
+    lines = [def_line + n for n in piece.code.body_statement_lines]
+    return {piece.name: (def_line, text.count("\n") + 1, lines)}
+
+
+
 def assemble(module: ModuleContext, *, workers: Workers | None = None) -> str:
     """The module's source, formatted, with its source map filled in."""
     owners: list[NodeFunction | PatternPiece | None] = [None]
@@ -91,8 +105,21 @@ def assemble(module: ModuleContext, *, workers: Workers | None = None) -> str:
         sources.append(render("resources.py.j2", module=module))
     owners += module.pieces
     sources += [_render_piece(piece, module) for piece in module.pieces]
+    todo = [i for i, (owner, source) in enumerate(zip(owners, sources, strict=True))
+            if not (_ready(owner, source) if i else not too_long(source))]
     workers = workers or Workers(1)
-    pieces = _formatted(workers.map(_format_piece, sources), owners)
+    done = _formatted(workers.map(_format_piece, [sources[i] for i in todo]),
+                      [owners[i] for i in todo])
+    pieces: list[tuple[str, Spans]] = []
+    formatted = dict(zip(todo, done, strict=True))
+    for i, source in enumerate(sources):
+        if i in formatted:
+            pieces.append(formatted[i])
+        else:
+            text = source.strip("\n")
+            owner = owners[i]
+            pieces.append((text, _ready_spans(owner if isinstance(owner, NodeFunction)
+                                              else None, text)))
     runner = render("runner.py.j2", module=module)
     if too_long(runner):
         pieces += _formatted([_format_piece(runner)], [None])

@@ -105,13 +105,19 @@ def topological_order(workflow: Workflow) -> list[str]:
 
 
 def _find_cycle(workflow: Workflow, stuck: set[str]) -> list[str]:
-    succs = successors(workflow)
+    """A cycle among the nodes a topological sort could not place. Each of them has a
+    predecessor among them (else it would have been placed), so walking predecessors
+    from any one must come back to a node already seen: that loop is a cycle (nodes
+    merely downstream of a cycle are never on the walk's loop)."""
+    preds = predecessors(workflow)
     start = next(node.id for node in workflow.nodes if node.id in stuck)
     path, seen = [start], {start: 0}
     while True:
-        nxt = next(s for s in succs[path[-1]] if s in stuck)
+        nxt = next(p for p in preds[path[-1]] if p in stuck)
         if nxt in seen:
-            return path[seen[nxt]:] + [nxt]
+            loop = path[seen[nxt]:]
+            loop.reverse()  # predecessor walk: read it forwards
+            return [*loop, loop[0]]
         seen[nxt] = len(path)
         path.append(nxt)
 

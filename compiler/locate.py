@@ -103,9 +103,18 @@ def _position(code: CodeType, lasti: int) -> tuple[int | None, int | None]:
     return None, None
 
 
-@lru_cache(maxsize=64)
-def _positions(code: CodeType) -> tuple[tuple[int | None, int | None, int | None, int | None], ...]:
-    return tuple(code.co_positions())
+# By the identity of the code object (hashing one hashes all its bytecode, which is
+# most of the cost for a big module); the object is kept so the id stays its own.
+_POSITIONS: dict[int, tuple[CodeType, tuple[tuple[int | None, ...], ...]]] = {}
+
+
+def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
+    found = _POSITIONS.get(id(code))
+    if found is None or found[0] is not code:
+        if len(_POSITIONS) >= 64:
+            _POSITIONS.clear()
+        found = _POSITIONS[id(code)] = (code, tuple(code.co_positions()))
+    return found[1]
 
 
 def _find_call(filename: str, line: int, col: int) -> ast.Call | None:
@@ -132,4 +141,4 @@ def _calls_by_position(filename: str) -> dict[tuple[int, int], ast.Call]:
 def clear_cache() -> None:
     """Forget parsed files (the loader calls this before executing a workflow file)."""
     _calls_by_position.cache_clear()
-    _positions.cache_clear()
+    _POSITIONS.clear()

@@ -9,6 +9,7 @@ forks (a forked child inherits locks other threads held): it uses forkserver, or
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -41,6 +42,12 @@ def start_method() -> str:
     return default
 
 
+def _worker_started() -> None:
+    # A worker lives for one build and makes few reference cycles (syntax trees are
+    # trees): collecting costs it more than it frees.
+    gc.disable()
+
+
 class Workers:
     """Worker processes for one build, started on the first pass that needs them."""
 
@@ -48,14 +55,31 @@ class Workers:
         self.count = worker_count() if count is None else count
         self._pool: ProcessPoolExecutor | None = None
 
-    def map(self, fn: Callable[[T], R], items: Iterable[T], *, chunksize: int = 32) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Iterable[T], *, chunksize: int = 32,
+            items_count: int | None = None) -> list[R]:
+        """`[fn(item) for item in items]`, in the workers when there is enough work
+        (`items_count`: how many units of work the items are, when each is a batch)."""
         items = list(items)
-        if len(items) < PARALLEL_FROM or self.count < 2:
+        work = items_count if items_count is not None else len(items)
+        if work < PARALLEL_FROM or self.count < 2 or len(items) < 2:
             return [fn(item) for item in items]
+        forking = False
         if self._pool is None:
-            context = multiprocessing.get_context(start_method())
-            self._pool = ProcessPoolExecutor(max_workers=self.count, mp_context=context)
-        return list(self._pool.map(fn, items, chunksize=chunksize))
+            method = start_method()
+            forking = method == "fork"
+            self._pool = ProcessPoolExecutor(max_workers=self.count,
+                                             mp_context=multiprocessing.get_context(method),
+                                             initializer=_worker_started)
+        if forking:
+            # Children start on the first submit: frozen objects are never scanned by the
+            # children's collector, so their pages stay shared (copy-on-write).
+            gc.freeze()
+        try:
+            futures = self._pool.map(fn, items, chunksize=chunksize)
+        finally:
+            if forking:
+                gc.unfreeze()
+        return list(futures)
 
     def close(self) -> None:
         if self._pool is not None:

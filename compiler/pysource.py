@@ -19,6 +19,7 @@ import keyword
 import math
 import unicodedata
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 
@@ -39,6 +40,17 @@ class Ident(Code):
 def literal(value: Any) -> Code:
     """`value` as a Python literal in black's style (double quotes), checked by parsing it
     back. Raises TypeError for anything that is not a plain literal value."""
+    if type(value) is str:  # most values are (node ids, names), and the same ones recur
+        return _string(value)
+    return _checked(value)
+
+
+@lru_cache(maxsize=8192)
+def _string(value: str) -> Code:
+    return _checked(value)
+
+
+def _checked(value: Any) -> Code:
     source = _literal(value)
     try:
         same = _same(ast.literal_eval(source), value)
@@ -92,8 +104,9 @@ def one_line(text: Any) -> str:
 
 
 def comment_text(text: Any) -> Code:
-    """Text for a `#` comment: one line, so it cannot spill into code."""
-    return Code(one_line(text))
+    """Text for a `#` comment: one line, so it cannot spill into code (and no trailing
+    blanks, which black would strip)."""
+    return Code(one_line(text).rstrip())
 
 
 def docstring_text(text: Any) -> Code:

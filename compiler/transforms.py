@@ -7,9 +7,9 @@ line it had in workflow.py; only `return_result` appends one statement at the en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import libcst as cst
+
+from kflow.binding import OptionalInput
 
 # Defaults that are safe to put in a function signature: evaluated once and immutable.
 _IMMUTABLE_DEFAULTS = (
@@ -19,13 +19,6 @@ _IMMUTABLE_DEFAULTS = (
     cst.SimpleString,
     cst.ConcatenatedString,
 )
-
-
-@dataclass(frozen=True)
-class OptionalInput:
-    name: str
-    default: str  # source of the default expression
-    in_signature: bool  # False: the body falls back to the default where it reads the name
 
 
 def _is_immutable(expr: cst.BaseExpression) -> bool:

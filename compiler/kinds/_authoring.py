@@ -7,10 +7,9 @@ options, never Python's bare TypeError), a bad per-node option (`node_options`).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from kflow.errors import CompileError, error
@@ -25,14 +24,23 @@ F = TypeVar("F", bound=Callable[..., Any])
 NODE_OPTIONS = ("timeout", "retry_policy", "error_handler", "required_resources", "description")
 
 
-@contextlib.contextmanager
-def located(location: SourceLocation | None, code: str) -> Iterator[None]:
+class located:  # noqa: N801 - used as `with located(...)`, like contextlib's helpers
     """Turn a BadValue (or RetryPolicyError) raised inside into a CompileError `code` at
-    `location`."""
-    try:
-        yield
-    except (BadValue, RetryPolicyError) as exc:
-        raise error(code, exc.message, location, exc.hint) from None
+    `location`. (A class, not @contextmanager: a builder call enters several, and a
+    generator-based one costs ten times as much.)"""
+
+    __slots__ = ("location", "code")
+
+    def __init__(self, location: SourceLocation | None, code: str) -> None:
+        self.location, self.code = location, code
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, BadValue | RetryPolicyError):
+            raise error(self.code, exc.message, self.location, exc.hint) from None
+        return False
 
 
 def checked_call(code: str) -> Callable[[F], F]:
