@@ -164,7 +164,7 @@ class NodeOptions:
 @dataclass(frozen=True)
 class Node:
     id: str
-    kind: str  # a kind of kflow.kinds: "code", "resource", "parallel_map", a pattern's
+    kind: str  # the name of a kind of kflow.kinds (its module says what it means)
     code: CodeBlock | None = None
     options: NodeOptions = NodeOptions()
     # The kind's own Params (None: the kind's defaults).
