@@ -65,7 +65,11 @@ def _checked(value: Any) -> Code:
 def _literal(value: Any) -> str:
     if isinstance(value, str):
         return py_str(value)
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool | int | bytes):
+        return repr(value)
+    if isinstance(value, complex):
+        if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+            raise TypeError(f"{value!r} cannot be written into a module (no literal for it)")
         return repr(value)
     if isinstance(value, float):
         if not math.isfinite(value):
