@@ -152,12 +152,15 @@ def run_jobs(batch: list[Job]) -> list[CodeAnalysis | tuple[Diagnostic, ...]]:
             in batch]
     todo = [i for i, (job, result) in enumerate(zip(batch, done, strict=True))
             if job[2].get("format") and isinstance(result, CodeAnalysis)]
-    bodies = format_bodies([done[i].function_body for i in todo])  # type: ignore[union-attr]
-    for i, body in zip(todo, bodies, strict=True):
+    analysed: list[CodeAnalysis] = [done[i] for i in todo]  # type: ignore[misc]
+    bodies = format_bodies([a.function_body[:len(a.function_body) - len(a.tail)]
+                            for a in analysed])
+    for i, code, body in zip(todo, analysed, bodies, strict=True):
         if body is None:  # alone, as the serial path does it (and with its error)
             done[i] = run_job(batch[i])
         else:
-            done[i] = replace(done[i], function_body=body, formatted=True,  # type: ignore[arg-type]
+            body += code.tail
+            done[i] = replace(code, function_body=body, formatted=True,
                               body_statement_lines=body_lines(body))
     return done
 

@@ -48,6 +48,10 @@ class CodeAnalysis:
     # then the line (1-based, within the body) of each of its statements.
     formatted: bool = False
     body_statement_lines: tuple[int, ...] = ()
+    # The last line of `function_body` when it is kflow's `return result` after a simple
+    # statement: black would leave it as it is, so black is not given it (a third of the
+    # lines of a typical node body).
+    tail: str = ""
 
 
 def code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
@@ -95,7 +99,8 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
     indent = _indent_width(block.text)
     table = _check_syntax(text, block, node_id, what, indent)
     tree = ast.parse(text)
-    _check_not_generator(tree, block, node_id, what, indent)
+    facts = _scan(tree, returns)
+    _check_not_generator(facts, block, node_id, what, indent)
 
     free, every = _names(table)
     assigns_result = _assigned_here(table, returns)
@@ -107,32 +112,34 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         body, found = _rewritten(text, block, node_id, what, indent, runtime,
                                  returns if appends_return else None, rewrite)
     provided = set(provided)
-    first_use = _first_use(tree)
+    first_use = facts.first_use
     names = sorted(
         (n for n in free if n not in provided and n not in found), key=first_use
     )
     formatted = False
+    tail = _tail(body, tree, returns) if appends_return else ""
     if format:
-        formatted_body = _black_body(body, block, node_id, what)
+        formatted_body = _black_body(body[:len(body) - len(tail)], block, node_id, what)
         if formatted_body is not None:
-            body, formatted = formatted_body, True
+            body, formatted = formatted_body + tail, True
     return CodeAnalysis(
         function_body=body,
         formatted=formatted,
+        tail=tail,
         body_statement_lines=body_lines(body) if formatted else (),
         defines=_defined_functions(tree),
         name_locations={
             n: code_location(block, *first_use(n), indent) for n in names
         },
-        static_keys=static_keys(tree, returns),
+        static_keys=facts.static_keys(tree),
         blocking_calls=tuple(
             (call, code_location(block, line, col, indent))
-            for call, line, col in blocking_calls(tree)
+            for call, line, col in sorted(facts.blocking, key=lambda f: (f[1], f[2]))
         ),
         free_names=tuple(names),
         optional=tuple(found.values()),
-        assigns_result=assigns_result or _returns_at_top(tree),
-        statement_lines=tuple(_statement_user_lines(tree, appends_return, block)),
+        assigns_result=assigns_result or facts.returns_at_top,
+        statement_lines=tuple(_statement_user_lines(facts.statements, appends_return, block)),
         file=block.origin.file if block.origin else None,
         identifiers=frozenset(every | set(found)),
     )
@@ -205,6 +212,22 @@ def plain_body(text: str, tree: ast.Module, returns: str | None) -> str | None:
     return "\n".join(body)
 
 
+# Statements after which black puts nothing between them and a `return` at the same depth
+# (after imports, defs and classes it adds a blank line; compound statements may end in one).
+_PLAIN_LAST = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Raise, ast.Pass,
+               ast.Delete, ast.Assert, ast.Return, ast.Global, ast.Nonlocal)
+
+
+def _tail(body: str, tree: ast.Module, returns: str) -> str:
+    tail = f"\n    return {returns}"
+    last = tree.body[-1] if tree.body else None
+    docstring = (isinstance(last, ast.Expr) and isinstance(last.value, ast.Constant)
+                 and isinstance(last.value.value, str))  # black has rules for docstrings
+    if isinstance(last, _PLAIN_LAST) and not docstring and body.endswith(tail):
+        return tail
+    return ""
+
+
 def body_lines(body: str) -> tuple[int, ...]:
     """The line (1-based, within `body`) of each statement of a function body."""
     function = ast.parse("async def _():\n" + body).body[0]
@@ -251,15 +274,85 @@ def _assigned_here(table: symtable.SymbolTable, name: str) -> bool:
         return False
 
 
-def _first_use(tree: ast.Module):
-    """Sort key: free names in the order they first appear in the code."""
-    order: dict[str, tuple[int, int]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
+class _Facts:
+    """What one walk over the code's tree finds (several questions, one traversal: the
+    walks were most of the analysis of a small code string)."""
+
+    __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
+                 "assignments", "changed")
+
+    def __init__(self) -> None:
+        self.names: dict[str, tuple[int, int]] = {}  # first read of each name
+        self.statements: list[tuple[int, int]] = []  # every statement's start, in any order
+        self.yields: list[tuple[int, int]] = []  # `yield` in the code itself
+        self.returns_at_top = False  # `return` in the code itself
+        self.blocking: list[tuple[str, int, int]] = []  # blocking calls in async code
+        self.assignments: list[ast.stmt] = []  # `<returns> = ...`
+        self.changed = False  # `<returns>[k] = ...`, `<returns>.update(...)`, `del ...`
+
+    def first_use(self, name: str) -> tuple[int, int]:
+        """Sort key: free names in the order they first appear in the code."""
+        return self.names.get(name, (0, 0))
+
+    def static_keys(self, tree: ast.Module) -> StaticKeys | None:
+        """The keys of the output when the code assigns it exactly once, at top level, to
+        a dict literal with constant string keys, and never changes it afterwards."""
+        if self.changed or len(self.assignments) != 1 or self.assignments[0] not in tree.body:
+            return None
+        return _dict_keys(self.assignments[0].value)
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _scan(tree: ast.Module, returns: str) -> _Facts:
+    facts = _Facts()
+    names = facts.names
+    # (node, in the code itself (not a def it makes), in async code)
+    stack: list[tuple[ast.AST, bool, bool]] = [(node, True, True) for node in tree.body]
+    while stack:
+        node, top, in_async = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:
             key = (node.lineno, node.col_offset)
-            if node.id not in order or key < order[node.id]:
-                order[node.id] = key
-    return lambda name: order.get(name, (0, 0))
+            if node.id not in names or key < names[node.id]:
+                names[node.id] = key
+            continue
+        if isinstance(node, ast.stmt):
+            facts.statements.append((node.lineno, node.col_offset))
+            if kind is ast.Return and top:
+                facts.returns_at_top = True
+            elif kind in (ast.Assign, ast.AugAssign, ast.AnnAssign):
+                _note_assignment(node, returns, facts)
+            elif kind is ast.Delete and any(_touches(t, returns) for t in node.targets):
+                facts.changed = True
+        elif kind in (ast.Yield, ast.YieldFrom) and top:
+            facts.yields.append((node.lineno, node.col_offset))
+        elif kind is ast.Call:
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in _MUTATORS and _touches(func.value, returns):
+                    facts.changed = True
+                if in_async and isinstance(func.value, ast.Name):
+                    owner = func.value.id
+                    label = _BLOCKING.get((owner, func.attr)) or _BLOCKING.get((owner, None))
+                    if label:
+                        facts.blocking.append((label, node.lineno, node.col_offset))
+        if isinstance(node, _SCOPES):
+            top = False
+            if kind is not ast.ClassDef:  # a class body runs where the class statement is
+                in_async = kind is ast.AsyncFunctionDef
+        stack.extend((child, top, in_async) for child in ast.iter_child_nodes(node))
+    return facts
+
+
+def _note_assignment(node: ast.stmt, returns: str, facts: _Facts) -> None:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    for target in targets:
+        if isinstance(target, ast.Name) and target.id == returns:
+            facts.assignments.append(node)
+        elif _touches(target, returns):
+            facts.changed = True
 
 
 # A dict literal's keys, each mapped to its own value's keys when that is a dict literal too.
@@ -269,25 +362,8 @@ _MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__set
 
 
 def static_keys(tree: ast.Module, name: str = "result") -> StaticKeys | None:
-    """The keys of the output when the code assigns `name` exactly once, at top level, to
-    a dict literal with constant string keys, and never changes it afterwards."""
-    assignments = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Name) and target.id == name:
-                    assignments.append(node)
-                elif _touches(target, name):
-                    return None
-        elif isinstance(node, ast.Delete) and any(_touches(t, name) for t in node.targets):
-            return None
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in _MUTATORS and _touches(node.func.value, name)):
-            return None
-    if len(assignments) != 1 or assignments[0] not in tree.body:
-        return None
-    return _dict_keys(assignments[0].value)
+    """The keys of the output `name` holds when the code ends, if known statically."""
+    return _scan(tree, name).static_keys(tree)
 
 
 def _touches(target: ast.AST, name: str) -> bool:
@@ -316,53 +392,18 @@ _BLOCKING = {("time", "sleep"): "time.sleep()", ("requests", None): "requests"}
 def blocking_calls(tree: ast.Module) -> list[tuple[str, int, int]]:
     """Blocking calls made where they would stall the event loop: in the code itself or
     in an `async def` it defines, not in a plain `def` (which may run in a thread)."""
-    found = []
-    stack: list[tuple[ast.AST, bool]] = [(node, True) for node in tree.body]
-    while stack:
-        node, in_async = stack.pop()
-        if isinstance(node, ast.FunctionDef | ast.Lambda):
-            in_async = False
-        elif isinstance(node, ast.AsyncFunctionDef):
-            in_async = True
-        if in_async and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            owner = node.func.value
-            if isinstance(owner, ast.Name):
-                label = _BLOCKING.get((owner.id, node.func.attr)) or _BLOCKING.get((owner.id, None))
-                if label:
-                    found.append((label, node.lineno, node.col_offset))
-        stack.extend((child, in_async) for child in ast.iter_child_nodes(node))
-    return sorted(found, key=lambda f: (f[1], f[2]))
+    return sorted(_scan(tree, "result").blocking, key=lambda f: (f[1], f[2]))
 
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
-
-
-def _top_level(tree: ast.Module) -> Iterable[ast.AST]:
-    """Every node of the code itself, not inside a function or class it defines."""
-    stack: list[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
-
-
-def _returns_at_top(tree: ast.Module) -> bool:
-    """A `return` in the code itself, not in a function it defines."""
-    return any(isinstance(node, ast.Return) for node in _top_level(tree))
-
-
-def _check_not_generator(tree: ast.Module, block: CodeBlock, node_id: str, what: str,
+def _check_not_generator(facts: _Facts, block: CodeBlock, node_id: str, what: str,
                          indent: int) -> None:
     """Node code runs as a function that returns its result: `yield` would make it a
     generator, whose module does not even compile (`return` with a value)."""
-    found = [n for n in _top_level(tree) if isinstance(n, ast.Yield | ast.YieldFrom)]
-    if found:
-        first = min(found, key=lambda n: (n.lineno, n.col_offset))
+    if facts.yields:
+        line, col = min(facts.yields)
         raise error(
             "KF001", f"node {node_id!r}: {what} uses `yield`, but it runs as a function "
-            "that returns its output", code_location(block, first.lineno, first.col_offset,
-                                                     indent),
+            "that returns its output", code_location(block, line, col, indent),
             "collect the values in a list and assign it to `result`; a generator can live "
             "in a function the code defines",
         )
@@ -407,10 +448,11 @@ def statement_lines(tree: ast.AST) -> list[int]:
     return [line for line, _ in starts]
 
 
-def _statement_user_lines(tree: ast.Module, appends_return: bool, block: CodeBlock) -> list[int]:
+def _statement_user_lines(starts: list[tuple[int, int]], appends_return: bool,
+                          block: CodeBlock) -> list[int]:
     """The workflow.py line of each statement of the function body, in source order: the
     user's statements (the transforms keep their lines), then any appended `return`."""
-    lines = statement_lines(tree) + ([0] if appends_return else [])
+    lines = [line for line, _ in sorted(starts)] + ([0] if appends_return else [])
     origin = block.origin
     if origin is None:
         return [0] * len(lines)
