@@ -113,6 +113,12 @@ class ModuleBuilder:
             dict(a.resource_aliases).get(n, n) for a in analysis.nodes.values() for n in a.resources
         }
         self.predecessors = graph.predecessors(self.workflow)
+        # Connections by the node they feed (each node's wires, without a scan per node).
+        self.into: dict[str, list] = {}
+        self.order: dict[int, int] = {}  # connection -> its place in the workflow
+        for index, conn in enumerate(self.workflow.connections):
+            self.into.setdefault(conn.target, []).append(conn)
+            self.order[id(conn)] = index
 
     # -- what kinds use ---------------------------------------------------------------
 
@@ -278,12 +284,12 @@ class ModuleBuilder:
         analysis = self.analysis.nodes[node_id]
         node = analysis.node
         emitted = self.emitted[node_id]
-        group = set(input_targets(self.workflow, node_id))
+        group = input_targets(self.workflow, node_id)
+        feeding = sorted((c for target in group for c in self.into.get(target, ())),
+                         key=lambda c: self.order[id(c)])
         # Input names are values here (strings), never source.
         wires = tuple(
-            (c.input, c.source, c.path)
-            for c in self.workflow.connections
-            if c.target in group and c.input in analysis.connected
+            (c.input, c.source, c.path) for c in feeding if c.input in analysis.connected
         ) + tuple((str(name), source, path) for name, source, path in emitted.wires)
         wired_sources = {source for _, source, _ in wires}
         after = tuple(p for p in self.predecessors[node_id] if p not in wired_sources)

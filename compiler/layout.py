@@ -86,6 +86,9 @@ def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> Code:
 
 
 def too_long(text: str) -> bool:
-    return any(len(line) > LINE_LENGTH for line in text.splitlines())
+    """Whether black might change a line of `text`: one over the line length that is not a
+    comment (black never rewraps a comment)."""
+    return any(len(line) > LINE_LENGTH and not line.lstrip().startswith("#")
+               for line in text.splitlines())
 
 

@@ -53,6 +53,10 @@ def code_for(reads: list[str]) -> st.SearchStrategy[str]:
         st.lists(st.sampled_from(terms), max_size=3), st.integers(0, 9),
         text.filter(lambda t: "\x00" not in t and not any("\ud800" <= c <= "\udfff" for c in t)),
     )
+    # Modules the guide uses without importing them: the module's header imports them.
+    imports = st.sampled_from(["result = json.dumps([1])", "result = math.floor(2.5)",
+                               "import re\nresult = re.escape('a.b')"])
+    good = st.one_of(good, good, imports)
     broken = st.one_of(
         st.just("result = ("), st.just("yield 1"), st.just("result = undefined_thing"),
         st.just("x = globals().get('opt', [])\nresult = x"),

@@ -37,3 +37,23 @@ def test_errors_come_back_from_the_workers():
     (diagnostic,) = info.value.diagnostics
     assert diagnostic.code == "KF001" and "node 'n40'" in diagnostic.message
     assert diagnostic.location.file == __file__
+
+
+def test_a_process_with_threads_never_forks_and_builds_the_same(monkeypatch):
+    """fork copies a process mid-way through whatever its other threads hold (locks);
+    with a thread running, the workers start another way, and the build is the same."""
+    import threading
+
+    workflow = big().build()
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10**9)
+    serial = compile_workflow(workflow).source
+    monkeypatch.undo()
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert parallel.start_method() != "fork"
+        assert compile_workflow(workflow).source == serial
+    finally:
+        stop.set()
+        helper.join()
