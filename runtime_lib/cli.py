@@ -20,11 +20,28 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _parse(argv: Sequence[str] | None, description: str) -> argparse.Namespace:
+def version_line(module: str) -> str:
+    """What a generated module was built for, and what runs it."""
+    from kflow_runtime import BUILT, INTERFACE, __version__
+
+    needed, built_with = BUILT.get(module, (None, None))
+    built = (f"built by kflow {built_with} for kflow-runtime interface {needed}"
+             if needed is not None else "built by an unknown kflow")
+    return f"{built}; running on kflow-runtime {__version__} (interface {INTERFACE})"
+
+
+def _parse(argv: Sequence[str] | None, description: str, module: str) -> argparse.Namespace:
     # Imported here: importing a generated module should not pay for its CLI.
     import argparse
 
+    class Version(argparse.Action):  # argparse's own "version" action re-wraps the line
+        def __call__(self, parser: Any, *_: Any) -> None:
+            print(f"{parser.prog}: {version_line(module)}")
+            parser.exit()
+
     parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--version", action=Version, nargs=0,
+                        help="show what kflow built this module for, and the runtime running it")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--inputs", help="workflow inputs as a JSON object")
     source.add_argument("--inputs-file", help="read workflow inputs from a JSON file")
@@ -119,7 +136,7 @@ def main(
     run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None = None,
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
-    args = _parse(argv, description)
+    args = _parse(argv, description, getattr(run, "__module__", "__main__"))
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     if args.inputs_jsonl:
