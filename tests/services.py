@@ -617,18 +617,25 @@ def _port() -> int:
 
 
 @pytest.fixture(scope="session")
-def _fault_pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresInstance]:
+def _fault_pg_server() -> Iterator[PostgresInstance]:
     bin_dir = _pg_bin()
     if bin_dir is None or not os.path.isdir("/proc"):
         _unavailable("a PostgreSQL installation (initdb, pg_ctl)", "PATH", _PG_BIN_GLOB,
                      FileNotFoundError("not found"))
-    server = PostgresInstance(bin_dir, tmp_path_factory.mktemp("fault_pg"), _port())
-    server.init()
-    server.start()
+    import shutil
+    import tempfile
+
+    # Not under pytest's temporary directory: that is private to this user, and the server
+    # may run as the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="kflow-fault-pg-"))
+    server = PostgresInstance(bin_dir, root, _port())
     try:
+        server.init()
+        server.start()
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, AsyncPatterns, compile_workflow
+from kflow import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder, compile_workflow
 
 
 class Abort(BaseException):
