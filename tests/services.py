@@ -540,7 +540,7 @@ class PostgresInstance(_FaultServer):
     def start(self) -> None:
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
                    "-c fsync=off -c log_statement=all -c log_connections=on "
-                   "-c log_disconnections=on")
+                   "-c log_disconnections=on -c log_line_prefix='%m [%p] app=%a '")
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
                   "-l", str(self.root / "server.log"), "-w", "-t", "30", "start")
         self.killed = False
