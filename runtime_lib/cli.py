@@ -181,8 +181,7 @@ class _Output:
 
     def write(self, text: str) -> None:
         try:
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
+            self._write(text + "\n")
         except BrokenPipeError:
             self.broken = True
             # Python would report the failed flush at exit; point stdout at nothing instead.
@@ -190,6 +189,22 @@ class _Output:
             os.dup2(devnull, sys.stdout.fileno())
             os.close(devnull)
             raise
+
+    @staticmethod
+    def _write(text: str) -> None:
+        stream = sys.stdout
+        stream.flush()
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+            stream.write(text)
+            stream.flush()
+            return
+        # os.write, not the buffered stream: a BufferedWriter that hits a closed pipe part
+        # way through a large write reports a short count instead of raising.
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
 
 
 # --------------------------------------------------------------------------- signals
