@@ -339,8 +339,9 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
     if interrupt.signum is not None:
-        print(f"interrupted by {_signal_name(interrupt.signum)} after {len(statuses)} "
-              f"envelopes", file=sys.stderr)
+        cancelled = statuses.count("cancelled")
+        print(f"interrupted by {_signal_name(interrupt.signum)}: {len(statuses) - cancelled} "
+              f"runs finished, {cancelled} cancelled (every one printed)", file=sys.stderr)
         return 128 + interrupt.signum
     return _exit_code(statuses, input_failure)
 
