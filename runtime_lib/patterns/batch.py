@@ -65,23 +65,20 @@ async def batch_process(
         nonlocal processed, batches
         try:
             out = await process_batch(chunk)
-            if out is None:
-                raise TypeError(
-                    "process_batch returned None; it must return the batch's results list"
-                )
-            out = list(out)
         except BaseException as exc:
             if is_cancellation(exc):
                 raise  # the run is being cancelled; the node (not the batch) reports it
             first = processed
             raise BatchError(
-                f"batch {batches} (items {first}-{first + len(chunk) - 1}: "
+                f"batch {batches} (items {first}-{first + len(chunk) - 1} of the input: "
                 f"{_ITEMS.repr(chunk)}) failed: {format_error(error_message(exc), type(exc).__name__)}"
                 f"; {processed} items in {batches} earlier batches were processed (their "
                 f"results are kept: the envelope's `partial`)",
                 results=results, processed_count=processed, batches=batches,
                 failed_batch=batches, failed_items=list(chunk),
             ) from exc
+        if out is None:
+            raise TypeError("process_batch returned None; it must return the batch's results list")
         results.extend(out)
         processed += len(chunk)
         batches += 1
