@@ -210,7 +210,7 @@ class _Output:
 # --------------------------------------------------------------------------- signals
 
 
-class _Interrupt:
+class Interrupt:
     """SIGINT and SIGTERM cancel the run (so every node and resource is cleaned up);
     a second signal exits at once."""
 
@@ -269,8 +269,12 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def _run_interruptible(work: Callable[[], Awaitable[Any]]) -> tuple[Any, _Interrupt]:
-    interrupt = _Interrupt()
+def run_interruptible(work: Callable[[], Awaitable[Any]]) -> tuple[Any, Interrupt]:
+    """`asyncio.run(work())` with SIGINT and SIGTERM cancelling it: `(its result, the
+    Interrupt)`; after a signal the result is None, `interrupt.signum` says which, and
+    `interrupt.envelope` is the cancelled run's envelope (if a run was under way) and
+    `interrupt.report()` prints the line and returns the exit code."""
+    interrupt = Interrupt()
     try:
         result = asyncio.run(interrupt.guard(work))
     except KeyboardInterrupt:
@@ -335,7 +339,7 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
 
     on_cluster = run_many is not None and os.environ.get("KFLOW_DASK_SCHEDULER")
     try:
-        _, interrupt = _run_interruptible(chunked if on_cluster else streamed)
+        _, interrupt = run_interruptible(chunked if on_cluster else streamed)
     except BrokenPipeError:
         return EXIT_BROKEN_PIPE
     if interrupt.signum is not None:
@@ -366,7 +370,7 @@ def main(
     from kflow_runtime.envelope import to_json
 
     observer = make_observer(args.progress, args.trace)
-    envelope, interrupt = _run_interruptible(
+    envelope, interrupt = run_interruptible(
         lambda: run(inputs, observer=observer) if observer else run(inputs)
     )
     if interrupt.signum is not None:

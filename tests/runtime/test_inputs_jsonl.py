@@ -144,3 +144,28 @@ def test_an_inputs_file_over_the_size_limit_exits_2(module: Path, tmp_path: Path
     assert done.returncode == 2
     assert done.stderr == (f"error: {big}: larger than 2 MiB; raise the limit with "
                            "--max-input-mb if that is intended\n")
+
+
+def test_on_a_dask_cluster_lines_still_come_in_order_with_bad_lines_numbered(tmp_path: Path):
+    distributed = pytest.importorskip("distributed")
+    builder = AsyncWorkflowBuilder("lines_on_dask")
+    builder.add_async_code("work", "result = {'n': n * 2, 'pid': os.getpid()}")
+    module = tmp_path / "out.py"
+    module.write_text(compile_workflow(builder.build()).source)
+    lines = [json.dumps({"n": n}) for n in range(30)]
+    lines[7] = "{broken"
+    runs = lines_file(tmp_path, lines)
+    with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster:
+        proc = subprocess.Popen(
+            [sys.executable, str(module), "--inputs-jsonl", str(runs), "--max-concurrency", "2",
+             "--dask-scheduler", cluster.scheduler_address],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 2, err
+    envelopes = [json.loads(line) for line in out.splitlines()]
+    assert len(envelopes) == 30
+    assert envelopes[7]["line"] == 8 and envelopes[7]["status"] == "failed"
+    good = [e for i, e in enumerate(envelopes) if i != 7]
+    assert [e["results"]["work"]["n"] for e in good] == [n * 2 for n in range(30) if n != 7]
+    assert proc.pid not in {e["results"]["work"]["pid"] for e in good}  # ran on the cluster
