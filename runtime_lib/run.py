@@ -353,6 +353,8 @@ class Run:
         except BaseException as exc:  # noqa: BLE001 - a node's failure is data for the envelope
             if is_cancellation(exc):
                 self._cancelled(node_id, started, observer)
+                if observer is not None:
+                    CURRENT.reset(watching)
                 raise
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
