@@ -9,8 +9,6 @@ existing file keeps its own).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import stat
 import sys
@@ -152,15 +150,20 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
     Progress goes to stderr: a live view on a terminal, a line per event otherwise.
     """
     from kflow.runtime import AsyncLocalRuntime
-    from kflow_runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure, make_observer
+    from kflow_runtime.cli import (
+        EXIT_BAD_INPUT,
+        EXIT_FAILED,
+        is_input_failure,
+        make_observer,
+        parse_inputs,
+        run_interruptible,
+    )
     from kflow_runtime.envelope import to_json
 
     _check_writable("--trace", trace)
     try:
         text = open(inputs_file, encoding="utf-8").read() if inputs_file else inputs_json
-        inputs = json.loads(text)
-        if not isinstance(inputs, dict):
-            raise ValueError("inputs must be a JSON object")
+        inputs = parse_inputs(text, inputs_file or "--inputs")
     except (OSError, ValueError) as exc:
         click.echo(f"error: bad inputs: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -172,8 +175,16 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
         _report(exc.diagnostics)
         sys.exit(EXIT_COMPILE)
     observer = make_observer(not quiet, trace)
-    envelope = asyncio.run(runtime.execute_workflow_async(workflow, inputs, observer=observer))
-    click.echo(to_json(envelope))
+    # Ctrl-C and SIGTERM cancel the run as in a shipped module: one line, the envelope.
+    envelope, interrupt = run_interruptible(
+        lambda: runtime.execute_workflow_async(workflow, inputs, observer=observer)
+    )
+    if interrupt.signum is not None:
+        envelope = interrupt.envelope
+    if envelope is not None:
+        click.echo(to_json(envelope))
+    if interrupt.signum is not None:
+        sys.exit(interrupt.report())
     if envelope["status"] != "success":
         sys.exit(EXIT_BAD_INPUT if is_input_failure(envelope) else EXIT_FAILED)
 

@@ -149,3 +149,30 @@ def test_rebuilding_keeps_the_modules_mode(kflowc, workflow: Path, tmp_path: Pat
     out.chmod(0o755)
     assert kflowc("build", str(workflow), "-o", str(out))[0] == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_ctrl_c_in_kflowc_run_prints_one_line_and_the_envelope(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    workflow = tmp_path / "workflow.py"
+    started = tmp_path / "started"
+    code = f"open({str(started)!r}, 'w').close()\nawait asyncio.sleep(3600)\nresult = 1"
+    workflow.write_text(
+        "from kailash.workflow import AsyncWorkflowBuilder\n"
+        "builder = AsyncWorkflowBuilder('slow')\n"
+        f"builder.add_async_code('wait', {code!r}, timeout=None)\n"
+    )
+    kflowc = shutil.which("kflowc") or "kflowc"
+    proc = subprocess.Popen([kflowc, "run", str(workflow), "--quiet"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err == "interrupted by SIGINT: cancelled nodes 'wait'; resources closed\n"
+    envelope = json.loads(out)
+    assert envelope["status"] == "cancelled" and envelope["cancelled"] == ["wait"]
