@@ -111,6 +111,7 @@ class PostgresStore(Store):
         except CheckpointError:
             raise
         except (OSError, asyncpg.InterfaceError,  # OSError covers TimeoutError
+                asyncpg.InternalClientError,  # e.g. the server's FATAL arrived mid-statement
                 asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
                 asyncpg.InvalidCatalogNameError,
                 asyncpg.InvalidAuthorizationSpecificationError) as exc:

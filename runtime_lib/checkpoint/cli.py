@@ -22,24 +22,30 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def _parser(prog: str | None) -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--checkpoint", metavar="URL", default=os.environ.get("KFLOW_CHECKPOINT"),
-                        help="the store: a file path, sqlite:///path or postgresql://... "
-                        "(default: $KFLOW_CHECKPOINT)")
-    parser = argparse.ArgumentParser(prog=prog, parents=[common],
-                                     description="List, show and delete checkpointed runs.")
+    parser = argparse.ArgumentParser(prog=prog, description="List, show and delete "
+                                     "checkpointed runs.")
+    _store_option(parser, default=os.environ.get("KFLOW_CHECKPOINT"))
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", parents=[common], help="runs, newest first")
+    listing = commands.add_parser("list", help="runs, newest first")
     listing.add_argument("--workflow", help="only runs of this workflow")
     listing.add_argument("--limit", type=int, help="at most this many runs")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    show = commands.add_parser("show", parents=[common], help="one run and its node outcomes")
+    show = commands.add_parser("show", help="one run and its node outcomes")
     show.add_argument("run_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="as one JSON object")
-    gc = commands.add_parser("gc", parents=[common], help="delete runs not written for a while")
+    gc = commands.add_parser("gc", help="delete runs not written for a while")
     gc.add_argument("--older-than", required=True, metavar="AGE",
                     help="last written more than AGE ago: 30s, 15m, 12h, 7d, 2w")
+    for command in (listing, show, gc):
+        # Also after the command; SUPPRESS, so the command does not reset a value given before.
+        _store_option(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _store_option(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    parser.add_argument("--checkpoint", metavar="URL", default=default,
+                        help="the store: a file path, sqlite:///path or postgresql://... "
+                        "(default: $KFLOW_CHECKPOINT)")
 
 
 def runs_main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
