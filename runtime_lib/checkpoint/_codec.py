@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 Dumps = Callable[[Any], str]
@@ -31,15 +33,48 @@ def encode(value: Any, dumps: Dumps) -> tuple[str | None, bool]:
 
 
 def round_trips(text: str, value: Any) -> bool:
+    if _plain(value):
+        return True  # plain JSON types render as standard JSON, whatever `dumps` is
     try:
         return bool(json.loads(text) == value)
     except Exception:  # noqa: BLE001 - a value whose == misbehaves (numpy) does not round-trip
         return False
 
 
-def encode_items(results: Sequence[Any], dumps: Dumps) -> tuple[str | None, bool]:
-    """One rendering for a list of item results (cheaper than one per item)."""
-    return encode(list(results), dumps)
+_SCALARS = frozenset({str, int, bool, type(None)})
+_LEAVES = _SCALARS | {float}
+_ALLOWED = _LEAVES | {dict, list}
+_KEY = {str}
+
+
+def _plain(value: Any) -> bool:
+    """Made only of dict (str keys), list, str, int, bool, None and finite floats: JSON gives
+    those back as they were. Checked a level at a time with C-level iteration (type sets,
+    itertools.chain), several times cheaper than parsing the text back; anything else (a
+    tuple, a subclass, a datetime) takes the parse."""
+    kind = type(value)
+    if kind is list:
+        level = value  # read only: no copy of a long list of results
+    elif kind is dict:
+        if set(map(type, value)) - _KEY:
+            return False
+        level = list(value.values())
+    else:
+        level = [value]
+    while level:
+        types = set(map(type, level))
+        if not types <= _ALLOWED:
+            return False
+        if float in types and not all(map(math.isfinite, [v for v in level if type(v) is float])):
+            return False
+        if types <= _LEAVES:
+            return True
+        dicts = level if types == {dict} else [v for v in level if type(v) is dict]
+        lists = level if types == {list} else [v for v in level if type(v) is list]
+        if dicts and set(map(type, chain.from_iterable(dicts))) - _KEY:
+            return False
+        level = [*chain.from_iterable(map(dict.values, dicts)), *chain.from_iterable(lists)]
+    return True
 
 
 def inputs_hash(inputs: Any, dumps: Dumps | None = None) -> str:

@@ -292,6 +292,7 @@ class ItemRecorder:
         self._failure: BaseException | None = None
         self.stored = 0  # items whose outcome is in the store
         self.unstored = 0  # items whose result did not round-trip: they run again on resume
+        self.writes = 0  # transactions written
 
     def add(
         self, first: int, count: int, results: Sequence[Any],
@@ -319,6 +320,7 @@ class ItemRecorder:
             if rows:
                 await self._claim.write_chunks(self.node_id, self.fingerprint, rows)
                 self.stored += sum(row.count for row in rows)
+                self.writes += 1
 
     def _write_buffer(self) -> None:
         rows = self._take()
@@ -341,6 +343,7 @@ class ItemRecorder:
             self._failure = task.exception()
         else:
             self.stored += count
+            self.writes += 1
             if self._buffered >= self._every:
                 self._write_buffer()
 

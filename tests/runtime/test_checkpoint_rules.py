@@ -237,3 +237,26 @@ def test_stored_items_know_which_indexes_are_done() -> None:
     assert list(items.results()) == [(0, 1), (1, 2), (2, 3), (5, 6)]
     assert items.errors() == [{"index": 6, "error": "boom", "error_type": "E"}]
     assert StoredItems([]).pending(3) == [range(0, 3)]
+
+
+@pytest.mark.parametrize(("value", "exact"), [
+    ({"a": [{"b": [1, {"c": None, "d": 2.5}]}, "x"]}, True),
+    ({"a": [{"b": [1, {"c": (1,)}]}]}, False),  # a tuple deep down
+    ({"a": [{"b": [1, {2: "two"}]}]}, False),  # a non-str key deep down
+    ([True, False, None, "s", 0, -1, 1e300], True),
+    ([{"x": 1}] * 3, True),  # the same dict three times is fine
+])
+def test_encode_looks_all_the_way_down(value: object, exact: bool) -> None:
+    assert encode(value, plain_dumps)[1] is exact
+
+
+def test_nothing_of_checkpointing_is_imported_unless_a_store_is_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, kflow_runtime; print('kflow_runtime.checkpoint' in sys.modules); "
+            "import kflow_runtime.checkpoint; "
+            "print('sqlite3' in sys.modules, 'asyncpg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.split() == ["False", "False", "False"]
