@@ -123,21 +123,31 @@ def bench_nodes(stores: dict[str, str | None], rounds: int, nodes: int) -> dict[
     return verdicts
 
 
-async def map_run(url: str | None, items: list[int], workers: int, every: int) -> tuple[float, float, int]:
+async def map_run(url: str | None, items: list[int], workers: int, every: int,
+                  max_pending: int) -> tuple[float, float, int]:
     """(items/s, CPU s, writes) of one parallel_map."""
     session = recorder = None
     if url is not None:
         session = await open_run(url, run_id=uuid.uuid4().hex, workflow="bench", inputs={},
                                  fingerprints={"m": "f"}, upstream={})
-        recorder = session.item_recorder("m", every=every)
+        recorder = session.item_recorder("m", every=every, max_pending=max_pending)
+
+    wait = [False]  # set when the recorder says too much waits for the store
 
     async def process_item(x: int) -> int:
+        # The wiring waits for a backlogged store before a worker takes more items; here the
+        # next item does. The no-store run pays the same check.
+        if wait[0]:
+            wait[0] = False
+            assert recorder is not None
+            await recorder.drain()
         return x + 1
 
     def on_batch(started: float, ended: float, first: int, size: int) -> None:
         # What parallel_map's wiring hands over when a block ends: its slice of results.
-        if recorder is not None:
-            recorder.add(first, size, list(range(first + 1, first + size + 1)))
+        if recorder is not None and recorder.add(first, size,
+                                                 list(range(first + 1, first + size + 1))):
+            wait[0] = True
 
     cpu = time.process_time()
     started = time.perf_counter()
@@ -156,7 +166,7 @@ async def map_run(url: str | None, items: list[int], workers: int, every: int) -
 
 
 def bench_map(stores: dict[str, str | None], rounds: int, count: int, workers: int,
-              every: int) -> dict[str, Any]:
+              every: int, max_pending: int) -> dict[str, Any]:
     items = list(range(count))
     kinds = [k for k in stores if "FULL" not in k]
     rate: dict[str, list[float]] = {k: [] for k in kinds}
@@ -168,7 +178,7 @@ def bench_map(stores: dict[str, str | None], rounds: int, count: int, workers: i
         got = {}
         for kind in order:
             gc.collect()
-            got[kind] = asyncio.run(map_run(stores[kind], items, workers, every))
+            got[kind] = asyncio.run(map_run(stores[kind], items, workers, every, max_pending))
         for kind in kinds:
             rate[kind].append(got[kind][0])
             cpu[kind].append(got[kind][1])
@@ -176,7 +186,8 @@ def bench_map(stores: dict[str, str | None], rounds: int, count: int, workers: i
             if kind != "none":
                 ratio[kind].append(got[kind][0] / got["none"][0])
     print(f"\nmap items: parallel_map of {count:,} trivial items, {workers} workers, commit every "
-          f"{every} items (one write in flight), {rounds} rounds, interleaved")
+          f"{every} items, one write in flight, workers wait beyond {max_pending} items not yet "
+          f"stored; {rounds} rounds, interleaved")
     print(f"{'store':<22}{'items/s':>28}{'x no store':>22}{'CPU s':>20}{'writes':>10}")
     verdicts = {}
     for kind in kinds:
@@ -217,13 +228,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--every", type=int, default=None,
                         help="items per map commit (default: the runtime's ITEMS_PER_COMMIT)")
+    parser.add_argument("--max-pending", type=int, default=None,
+                        help="items not yet stored before workers wait (default: MAX_PENDING)")
     parser.add_argument("--pg", default=os.environ.get(
         "KFLOW_BENCH_PG_DSN", os.environ.get("KFLOW_TEST_PG_DSN",
                                              "postgresql://postgres@127.0.0.1:5432/test")))
     args = parser.parse_args()
-    from kflow_runtime.checkpoint._session import ITEMS_PER_COMMIT
+    from kflow_runtime.checkpoint._session import ITEMS_PER_COMMIT, MAX_PENDING
 
     every = args.every or ITEMS_PER_COMMIT
+    max_pending = args.max_pending or MAX_PENDING
     folder = tempfile.mkdtemp(prefix="kflow-bench-")
     stores: dict[str, str | None] = {
         "none": None,
@@ -239,7 +253,8 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; SQLite files in {folder}")
     try:
         verdicts = bench_nodes(stores, args.rounds, args.nodes)
-        verdicts.update(bench_map(stores, args.rounds, args.items, args.workers, every))
+        verdicts.update(bench_map(stores, args.rounds, args.items, args.workers, every,
+                                  max_pending))
     finally:
         if problem is None:
             asyncio.run(drop_schema(args.pg, schema))

@@ -17,7 +17,7 @@ class RunRecord:
     inputs_hash: str
     status: str  # running | success | failed
     started_at: float  # unix seconds, when the run was first started
-    updated_at: float  # last write: a claim, a node outcome, a chunk or the finish
+    updated_at: float  # last write: a claim, a node outcome or the finish
     finished_at: float | None
     starts: int  # 1, plus one per resume
     owner: str  # "host:pid" of the process that last claimed it

@@ -34,6 +34,9 @@ logger = logging.getLogger("kflow.checkpoint")
 # What a kill can lose is about that much work; bench/bench_checkpoint.py measured the cost.
 ITEMS_PER_COMMIT = 100
 COMMIT_INTERVAL = 1.0
+# Items finished but not yet stored beyond which workers wait (ItemRecorder.add returns True):
+# only a store much slower than the items gets there, and then it bounds memory and loss.
+MAX_PENDING = 10_000
 
 
 async def open_store(url: str) -> Store:
@@ -220,12 +223,13 @@ class RunSession:
         aligned: bool = True,
         every: int = ITEMS_PER_COMMIT,
         interval: float = COMMIT_INTERVAL,
+        max_pending: int = MAX_PENDING,
     ) -> ItemRecorder:
         """Where a map node hands its item outcomes as they finish (see ItemRecorder).
         `aligned`: one result per item (parallel_map); False: a batch's results list."""
         recorder = ItemRecorder(self._owned(), node_id, self._fingerprints.get(node_id, ""),
                                 self._dumps, aligned=aligned, every=every, interval=interval,
-                                store=self.store.label)
+                                max_pending=max_pending, store=self.store.label)
         self._recorders.append(recorder)
         return recorder
 
@@ -271,12 +275,15 @@ class ItemRecorder:
     `add()` is synchronous and cheap: it buffers. Once ``every`` items (or ``interval``
     seconds) have gathered and no write is in flight, the buffer is rendered and written in
     the background; items finishing meanwhile join the next write, so a slow store makes
-    chunks larger instead of slowing the map. `flush()` writes the rest and waits; call it
-    before the node's own outcome is committed. A failed write is raised by the next call.
+    chunks larger instead of slowing the map, up to ``max_pending`` items not yet stored:
+    then `add()` returns True and the worker should ``await recorder.drain()``. `flush()`
+    writes the rest and waits; call it before the node's own outcome is committed. A failed
+    write is raised by the next call.
     """
 
     def __init__(self, claim: Claim, node_id: str, fingerprint: str, dumps: Dumps, *,
-                 aligned: bool, every: int, interval: float, store: str) -> None:
+                 aligned: bool, every: int, interval: float, max_pending: int,
+                 store: str) -> None:
         self._claim = claim
         self._store = store
         self.node_id = node_id
@@ -285,6 +292,8 @@ class ItemRecorder:
         self._aligned = aligned
         self._every = max(1, every)
         self._interval = interval
+        self._max_pending = max(self._every, max_pending)
+        self._in_flight = 0  # items of the write in flight
         self._buffer: list[tuple[int, int, Sequence[Any], Sequence[Mapping[str, Any]]]] = []
         self._buffered = 0
         self._last_write = time.monotonic()
@@ -297,18 +306,34 @@ class ItemRecorder:
     def add(
         self, first: int, count: int, results: Sequence[Any],
         errors: Sequence[Mapping[str, Any]] = (),
-    ) -> None:
+    ) -> bool:
         """Items ``first .. first + count - 1`` finished. Aligned: `results` has one entry
         per item (a failed item's entry is ignored); `errors` are the error records
-        (``index``, ``error``, ``error_type``) of the failed ones."""
+        (``index``, ``error``, ``error_type``) of the failed ones. True: too much is waiting
+        for the store, ``await drain()`` before taking more items."""
         if self._failure is not None:
             raise self._failure
         self._buffer.append((first, count, results, errors))
         self._buffered += count
-        if self._writing is None and (
-            self._buffered >= self._every or time.monotonic() - self._last_write >= self._interval
-        ):
-            self._write_buffer()
+        if self._writing is None:
+            if (self._buffered >= self._every
+                    or time.monotonic() - self._last_write >= self._interval):
+                self._write_buffer()
+            return False
+        return self.backlogged
+
+    @property
+    def backlogged(self) -> bool:
+        """True while ``max_pending`` or more items wait for the store: ``await drain()``."""
+        return self._writing is not None and self._buffered + self._in_flight >= self._max_pending
+
+    async def drain(self) -> None:
+        """Wait until fewer than ``max_pending`` items wait for the store."""
+        while self.backlogged:
+            assert self._writing is not None
+            await asyncio.wait([self._writing])
+        if self._failure is not None:
+            raise self._failure
 
     async def flush(self) -> None:
         while self._writing is not None:
@@ -331,10 +356,12 @@ class ItemRecorder:
             self._claim.write_chunks(self.node_id, self.fingerprint, rows)
         )
         self._writing = task
-        task.add_done_callback(lambda t: self._written(t, sum(row.count for row in rows)))
+        self._in_flight = sum(row.count for row in rows)
+        task.add_done_callback(lambda t: self._written(t, self._in_flight))
 
     def _written(self, task: asyncio.Task[None], count: int) -> None:
         self._writing = None
+        self._in_flight = 0
         if task.cancelled():
             self._failure = CheckpointError(
                 self._store, f"node {self.node_id!r}: an item write was cancelled"

@@ -328,3 +328,17 @@ async def test_list_runs_newest_first_with_status_and_duration(store_url: str) -
         assert all(r.duration >= 0 and r.envelope is None for r in runs)
         assert [r.run_id for r in await store.list_runs(limit=1)] == ["second"]
         assert await store.list_runs(workflow="other") == []
+
+
+async def test_a_recorder_asks_workers_to_wait_while_too_much_waits_for_the_store(
+    store_url: str,
+) -> None:
+    async with await start(store_url, fingerprints={"m": "fm"}, upstream={}) as session:
+        recorder = session.item_recorder("m", every=2, max_pending=4, interval=3600)
+        assert recorder.add(0, 2, [0, 1]) is False  # starts a write
+        assert recorder.add(2, 2, [2, 3]) is True  # 2 in flight + 2 buffered: wait
+        assert recorder.backlogged
+        await recorder.drain()  # the first write is done; the next one is under way
+        assert not recorder.backlogged
+        await recorder.flush()
+        assert (recorder.stored, recorder.writes) == (4, 2)
