@@ -270,7 +270,7 @@ class RunSession:
 
 
 class ItemRecorder:
-    """Commits a map node's item outcomes in chunks, without making workers wait.
+    """Commits a map node's item outcomes in chunks, in the background.
 
     `add()` is synchronous and cheap: it buffers. Once ``every`` items (or ``interval``
     seconds) have gathered and no write is in flight, the buffer is rendered and written in
@@ -356,8 +356,8 @@ class ItemRecorder:
             self._claim.write_chunks(self.node_id, self.fingerprint, rows)
         )
         self._writing = task
-        self._in_flight = sum(row.count for row in rows)
-        task.add_done_callback(lambda t: self._written(t, self._in_flight))
+        self._in_flight = count = sum(row.count for row in rows)
+        task.add_done_callback(lambda done: self._written(done, count))
 
     def _written(self, task: asyncio.Task[None], count: int) -> None:
         self._writing = None
@@ -380,7 +380,9 @@ class ItemRecorder:
         self._buffer = []
         self._buffered = 0
         rows: list[ChunkRow] = []
-        first, count, results, errors = entries[0][0], 0, [], []  # type: ignore[var-annotated]
+        first, count = entries[0][0], 0
+        results: list[Any] = []
+        errors: list[Mapping[str, Any]] = []
         for start, size, values, records in entries:
             if start != first + count:
                 rows += self._render(first, count, results, errors)
@@ -405,7 +407,8 @@ class ItemRecorder:
             return []
         # Some item did not round-trip: store the runs of items around it, one row each.
         rows: list[ChunkRow] = []
-        start, kept = first, []  # type: ignore[var-annotated]
+        start = first
+        kept: list[Any] = []
         for offset, value in enumerate(results):
             index = first + offset
             if index in failed or encode(value, self._dumps)[1]:

@@ -10,7 +10,7 @@ from ._errors import BadStoreURL
 
 DEFAULT_SCHEMA = "kflow"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_SQLITE_OPTIONS = {"synchronous": ("normal", "full", "extra"), "timeout": None}
+_SYNCHRONOUS = ("normal", "full", "extra")
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,20 @@ def _sqlite(url: str, label: str) -> StoreURL:
     path, _, query = rest[1:].partition("?")
     if not path or path == ":memory:":
         raise BadStoreURL(label, "needs a file path (a store in memory cannot outlive the run)")
-    options: dict[str, object] = {}
+    synchronous, timeout = "normal", 5.0
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _SQLITE_OPTIONS:
-            raise BadStoreURL(label, f"unknown option {key!r}; known: synchronous, timeout")
         if key == "synchronous":
-            if value.lower() not in _SQLITE_OPTIONS["synchronous"]:  # type: ignore[operator]
+            synchronous = value.lower()
+            if synchronous not in _SYNCHRONOUS:
                 raise BadStoreURL(label, "synchronous must be normal, full or extra")
-            options[key] = value.lower()
-        else:
+        elif key == "timeout":
             try:
-                options[key] = float(value)
+                timeout = float(value)
             except ValueError:
                 raise BadStoreURL(label, f"timeout must be seconds, got {value!r}") from None
-    return StoreURL("sqlite", label, path=path, **options)  # type: ignore[arg-type]
+        else:
+            raise BadStoreURL(label, f"unknown option {key!r}; known: synchronous, timeout")
+    return StoreURL("sqlite", label, path=path, synchronous=synchronous, timeout=timeout)
 
 
 def _postgres(url: str, label: str) -> StoreURL:

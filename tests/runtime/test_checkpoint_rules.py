@@ -202,6 +202,10 @@ def test_postgres_url_takes_its_schema_out_of_the_dsn() -> None:
      "memory cannot outlive the run)"),
     ("sqlite:///r.db?synchronous=off", "checkpoint store sqlite:///r.db?synchronous=off: "
      "synchronous must be normal, full or extra"),
+    ("sqlite:///r.db?mode=ro", "checkpoint store sqlite:///r.db?mode=ro: unknown option 'mode'; "
+     "known: synchronous, timeout"),
+    ("sqlite:///r.db?timeout=soon", "checkpoint store sqlite:///r.db?timeout=soon: timeout must "
+     "be seconds, got 'soon'"),
     ("postgresql://h/db?schema=no-dash", "checkpoint store postgresql://h/db?schema=no-dash: "
      "schema 'no-dash' is not a plain SQL identifier"),
     ("postgresql://h:port/db", "checkpoint store postgresql://h:port/db: not a valid DSN"),
