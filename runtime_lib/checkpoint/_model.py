@@ -17,7 +17,7 @@ class RunRecord:
     inputs_hash: str
     status: str  # running | success | failed
     started_at: float  # unix seconds, when the run was first started
-    updated_at: float  # last write: a claim, a node outcome or the finish
+    updated_at: float  # the last claim (start or resume) or the finish
     finished_at: float | None
     starts: int  # 1, plus one per resume
     owner: str  # "host:pid" of the process that last claimed it
@@ -30,9 +30,9 @@ class RunRecord:
         return self.status != RUNNING
 
     @property
-    def duration(self) -> float:
-        """Seconds from the first start to the finish (or to the last write, while running)."""
-        return (self.finished_at or self.updated_at) - self.started_at
+    def duration(self) -> float | None:
+        """Seconds from the first start to the finish; None while running."""
+        return None if self.finished_at is None else self.finished_at - self.started_at
 
 
 @dataclass(frozen=True)

@@ -300,8 +300,10 @@ class PostgresClaim(Claim):
                         self.run_id, gone,
                     )
 
-    async def commit_node(self, node: StoredNode) -> None:
+    async def commit_node(self, node: StoredNode, *, drop_chunks: bool = True) -> None:
         # One statement, one round trip, one transaction.
+        gone = (f", gone AS (DELETE FROM {self._s}.chunks WHERE run_id = $1 AND node_id = $2)"
+                if drop_chunks else "")
         async with self._using(f"cannot store node {node.node_id!r}") as conn:
             await conn.execute(
                 f"WITH node AS (INSERT INTO {self._s}.nodes VALUES"
@@ -309,12 +311,10 @@ class PostgresClaim(Claim):
                 " ON CONFLICT (run_id, node_id) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
                 " status = EXCLUDED.status, output = EXCLUDED.output, exact = EXCLUDED.exact,"
                 " error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
-                " started_at = EXCLUDED.started_at, duration = EXCLUDED.duration),"
-                f" gone AS (DELETE FROM {self._s}.chunks WHERE run_id = $1 AND node_id = $2)"
-                f" UPDATE {self._s}.runs SET updated_at = $11 WHERE run_id = $1",
+                " started_at = EXCLUDED.started_at, duration = EXCLUDED.duration"
+                f" RETURNING 1){gone} SELECT count(*) FROM node",
                 self.run_id, node.node_id, node.fingerprint, node.status, node.output,
                 node.exact, node.error, node.attempts, node.started_at, node.duration,
-                time.time(),
             )
 
     async def write_chunks(self, node_id: str, fingerprint: str, rows: Sequence[ChunkRow]) -> None:

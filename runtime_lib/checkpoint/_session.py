@@ -132,6 +132,7 @@ class RunSession:
         self._dumps = dumps or plain_dumps
         self._owns_store = owns_store
         self._recorders: list[ItemRecorder] = []
+        self._mapped: set[str] = set()  # nodes that stored item chunks in this process
 
     # -- what was decided ------------------------------------------------------
 
@@ -207,7 +208,7 @@ class RunSession:
         await claim.commit_node(StoredNode(
             node_id, self._fingerprints.get(node_id, ""), status, text, exact,
             error if error is not None else recovered, attempts, time.time() - duration, duration,
-        ))
+        ), drop_chunks=self.action == RESUME or node_id in self._mapped)
 
     async def stored_items(self, node_id: str) -> StoredItems:
         """Item outcomes of a parallel_map / batch_processor node stored before a crash."""
@@ -231,6 +232,7 @@ class RunSession:
                                 self._dumps, aligned=aligned, every=every, interval=interval,
                                 max_pending=max_pending, store=self.store.label)
         self._recorders.append(recorder)
+        self._mapped.add(node_id)
         return recorder
 
     async def finish(self, envelope: Mapping[str, Any]) -> None:

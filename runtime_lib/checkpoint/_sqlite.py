@@ -338,9 +338,14 @@ class SqliteClaim(Claim):
         self.run_id = run_id
         self._locks: _claimlock.ClaimLocks | None = locks
 
-    def _transaction(self) -> Any:
+    def _owned_conn(self) -> sqlite3.Connection:
         if self._locks is None:
             raise CheckpointError(self.store.label, f"run {self.run_id!r} was released")
+        assert self.store._conn is not None
+        return self.store._conn
+
+    def _transaction(self) -> Any:
+        self._owned_conn()
         return self.store._transaction()
 
     async def start(self, workflow: str, inputs_hash: str, *, discard: Iterable[str] = ()) -> None:
@@ -366,20 +371,21 @@ class SqliteClaim(Claim):
                     [(self.run_id, node_id) for node_id in discard],
                 )
 
-    async def commit_node(self, node: StoredNode) -> None:
-        await self.store._call(self._commit_node, node)
+    async def commit_node(self, node: StoredNode, *, drop_chunks: bool = True) -> None:
+        await self.store._call(self._commit_node, node, drop_chunks)
 
-    def _commit_node(self, node: StoredNode) -> None:
+    def _commit_node(self, node: StoredNode, drop_chunks: bool) -> None:
+        values = (self.run_id, node.node_id, node.fingerprint, node.status, node.output,
+                  int(node.exact), node.error, node.attempts, node.started_at, node.duration)
+        insert = "INSERT OR REPLACE INTO kflow_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        if not drop_chunks:
+            # One autocommitted statement: one call into sqlite3 (see _write_chunks).
+            self._owned_conn().execute(insert, values)
+            return
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO kflow_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.run_id, node.node_id, node.fingerprint, node.status, node.output,
-                 int(node.exact), node.error, node.attempts, node.started_at, node.duration),
-            )
+            conn.execute(insert, values)
             conn.execute("DELETE FROM kflow_chunks WHERE run_id = ? AND node_id = ?",
                          (self.run_id, node.node_id))
-            conn.execute("UPDATE kflow_runs SET updated_at = ? WHERE run_id = ?",
-                         (time.time(), self.run_id))
 
     async def write_chunks(self, node_id: str, fingerprint: str, rows: Sequence[ChunkRow]) -> None:
         await self.store._call(self._write_chunks, node_id, fingerprint, rows)
@@ -389,10 +395,7 @@ class SqliteClaim(Claim):
         # while a map keeps the event loop busy, this thread waits up to the interpreter's
         # switch interval (5 ms) for the GIL after every call into sqlite3, so fewer calls
         # is what makes a chunk write fast then (bench/bench_checkpoint.py).
-        if self._locks is None:
-            raise CheckpointError(self.store.label, f"run {self.run_id!r} was released")
-        conn = self.store._conn
-        assert conn is not None
+        conn = self._owned_conn()
         for row in rows:
             conn.execute(
                 "INSERT OR REPLACE INTO kflow_chunks VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -28,7 +28,7 @@ def busy_message(run_id: str, record: RunRecord | None) -> str:
         who = "another process is starting it"
     else:
         since = datetime.datetime.fromtimestamp(record.updated_at, datetime.UTC)
-        who = f"{record.owner} holds it (last write {since:%Y-%m-%d %H:%M:%S} UTC)"
+        who = f"{record.owner} holds it (claimed {since:%Y-%m-%d %H:%M:%S} UTC)"
     return (f"run {run_id!r} is running in another process: {who}; wait for it to end, "
             "or pass another --run-id")
 
@@ -44,12 +44,13 @@ class Claim(ABC):
         + 1) whose outcomes of the nodes in `discard` are deleted, in one transaction."""
 
     @abstractmethod
-    async def commit_node(self, node: StoredNode) -> None:
-        """Store a node's outcome (replacing an older one) and drop its item chunks."""
+    async def commit_node(self, node: StoredNode, *, drop_chunks: bool = True) -> None:
+        """Store a node's outcome (replacing an older one) and, in the same transaction, drop
+        its item chunks (`drop_chunks` False: it has none, and the commit is one statement)."""
 
     @abstractmethod
     async def write_chunks(self, node_id: str, fingerprint: str, rows: Sequence[ChunkRow]) -> None:
-        """Store item outcomes of a parallel_map / batch_processor node, in one transaction."""
+        """Store item outcomes of a parallel_map / batch_processor node; each row atomically."""
 
     @abstractmethod
     async def load_chunks(self, node_id: str, fingerprint: str) -> list[ChunkRow]:
@@ -93,8 +94,8 @@ class Store(ABC):
 
     @abstractmethod
     async def gc(self, before: float) -> GcReport:
-        """Delete every run last written before `before` (unix seconds) that no process
-        holds, with all its rows."""
+        """Delete every run last claimed or finished before `before` (unix seconds) that no
+        process holds, with all its rows."""
 
     @abstractmethod
     async def row_counts(self) -> dict[str, int]:

@@ -35,7 +35,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="as one JSON object")
     gc = commands.add_parser("gc", help="delete runs not written for a while")
     gc.add_argument("--older-than", required=True, metavar="AGE",
-                    help="last written more than AGE ago: 30s, 15m, 12h, 7d, 2w")
+                    help="last started, resumed or finished more than AGE ago: "
+                    "30s, 15m, 12h, 7d, 2w")
     for command in (listing, show, gc):
         # Also after the command; SUPPRESS, so the command does not reset a value given before.
         _store_option(command, default=argparse.SUPPRESS)
@@ -112,8 +113,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _gc(args: argparse.Namespace) -> int:
     report = asyncio.run(gc_runs(args.checkpoint, parse_duration(args.older_than)))
-    print(f"deleted {report.runs} run{'s' if report.runs != 1 else ''} last written more than "
-          f"{args.older_than} ago ({report.nodes} node outcomes, {report.chunks} item chunks)")
+    print(f"deleted {report.runs} run{'s' if report.runs != 1 else ''} idle for more than "
+          f"{args.older_than} ({report.nodes} node outcomes, {report.chunks} item chunks)")
     if report.busy:
         print(f"kept {len(report.busy)} that a process holds: {', '.join(report.busy)}")
     return EXIT_OK
@@ -130,7 +131,9 @@ def _when(seconds: float) -> str:
     return f"{datetime.datetime.fromtimestamp(seconds, datetime.UTC):%Y-%m-%d %H:%M:%S}"
 
 
-def _duration(seconds: float) -> str:
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
     if seconds < 60:
         return f"{seconds:.3g}s"
     minutes, secs = divmod(int(seconds), 60)

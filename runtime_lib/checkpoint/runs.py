@@ -39,7 +39,7 @@ async def show_run(url: str, run_id: str) -> tuple[RunRecord, dict[str, StoredNo
 
 
 async def gc_runs(url: str, older_than: str | float, *, now: float | None = None) -> GcReport:
-    """Delete the runs last written more than `older_than` (seconds, or ``"7d"``) ago,
+    """Delete the runs last claimed or finished more than `older_than` (seconds, or ``"7d"``) ago,
     with every row they own. Runs a process holds right now are kept (``busy``)."""
     seconds = parse_duration(older_than) if isinstance(older_than, str) else float(older_than)
     async with await open_store(url) as store:

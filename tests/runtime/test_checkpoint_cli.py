@@ -55,7 +55,7 @@ def test_list_as_json_lines(url: str, capsys: pytest.CaptureFixture[str]) -> Non
     (line,) = capsys.readouterr().out.splitlines()
     run = json.loads(line)
     assert (run["run_id"], run["status"], run["stored_nodes"]) == ("newer", "running", 2)
-    assert run["duration"] >= 0 and "envelope" not in run
+    assert run["duration"] is None and "envelope" not in run  # still running
 
 
 def test_show_one_run_with_its_nodes(url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,11 +79,11 @@ def test_show_as_json_has_the_envelope_and_outputs(
 def test_gc_deletes_old_runs_and_says_what(url: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert runs_main(["gc", "--older-than", "7d", "--checkpoint", url]) == 0
     assert capsys.readouterr().out == (
-        "deleted 0 runs last written more than 7d ago (0 node outcomes, 0 item chunks)\n")
+        "deleted 0 runs idle for more than 7d (0 node outcomes, 0 item chunks)\n")
     time.sleep(0.05)
     assert runs_main(["gc", "--older-than", "0s", "--checkpoint", url]) == 0
     assert capsys.readouterr().out == (
-        "deleted 2 runs last written more than 0s ago (4 node outcomes, 0 item chunks)\n")
+        "deleted 2 runs idle for more than 0s (4 node outcomes, 0 item chunks)\n")
     assert runs_main(["list", "--checkpoint", url]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
 

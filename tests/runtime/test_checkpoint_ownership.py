@@ -137,7 +137,7 @@ def test_a_second_process_resuming_a_held_run_gets_a_clear_error(
     line = claimers(store_url, mode="once").first_line()
     assert line.startswith("busy checkpoint store ")
     assert "run 'r1' is running in another process: " in line
-    assert f":{owner.proc.pid} holds it (last write " in line
+    assert f":{owner.proc.pid} holds it (claimed " in line
     assert line.endswith("wait for it to end, or pass another --run-id")
     assert owner.let_go() == 0
     assert claimers(store_url, mode="once").first_line() == "claimed resume"
