@@ -61,7 +61,6 @@ class ModuleContext:
     resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
-    asyncio: Ident | None = None  # run() gathers chains with it
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
 
@@ -194,9 +193,7 @@ class ModuleBuilder:
             )
             for chain in graph.chains(self.workflow)
         ]
-        gather = None
         if len(chains) > 1:
-            gather = self.scope.module("asyncio")
             for chain in chains:
                 chain.name = self.scope.define("chain", chain.calls[0].node_id)
         required: dict[str, list[str]] = {}
@@ -225,7 +222,6 @@ class ModuleBuilder:
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
-            asyncio=gather,
         )
 
     def resource_declarations(self) -> list[tuple[str, Code]]:

@@ -149,6 +149,12 @@ class RetryPolicy:
         return tuple(resolve_exception(e) if isinstance(e, str) else e
                      for e in self.retry_exceptions)
 
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """What `retry_call` catches: `exception_types()` (a view of a policy may add to
+        it, as `Run` does for a failed resource open)."""
+        return self.exception_types()
+
     def named(self) -> RetryPolicy:
         """This policy with every exception class given by its dotted name (plain data)."""
         names = tuple(exception_name(e) for e in self.retry_exceptions)
@@ -241,7 +247,7 @@ async def retry_call(
     attempt's error, propagates unchanged. `on_attempt(n)` runs as attempt n (1-based) starts.
     """
     pause = sleep or asyncio.sleep
-    retry_on = policy.exception_types()
+    retry_on = policy.retry_on
     for attempt in range(1, policy.max_attempts + 1):
         if on_attempt is not None:
             on_attempt(attempt)
