@@ -114,8 +114,10 @@ def comment_text(text: Any) -> Code:
 
 
 def docstring_text(text: Any) -> Code:
-    """Text for inside a triple-quoted docstring: no way to close it early."""
-    return Code(one_line(text).replace("\\", "\\\\").replace('"', '\\"'))
+    """Text for inside a triple-quoted docstring: no way to close it early (and no
+    trailing blanks, which black would strip)."""
+    line = one_line(text).replace("\t", " ").rstrip()  # black expands tabs in docstrings
+    return Code(line.replace("\\", "\\\\").replace('"', '\\"'))
 
 
 def py_str(text: str) -> str:

@@ -236,3 +236,15 @@ def test_templates_cannot_write_an_unchecked_string():
     with pytest.raises(TemplateValueError):
         template.render(value="1); import os; (")
     assert template.render(value=3) == "x = 3"
+
+
+@pytest.mark.parametrize("description", ["\n", "  ", "line one\nline two  ", "x\u2028y",
+                                         "\tindented", "ends with a backslash\\"])
+def test_any_description_gives_a_black_stable_comment(description):
+    # Found by tests/test_properties.py: a description of only a line break left "# ".
+    from kflow.format import format_source
+
+    b = AsyncWorkflowBuilder("w", description=description)
+    b.add_async_code("a", "result = 1", description=description)
+    source = compile_workflow(b.build()).source
+    assert format_source(source) == source
