@@ -361,11 +361,6 @@ StaticKeys = dict[str, "StaticKeys | None"]
 _MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
 
 
-def static_keys(tree: ast.Module, name: str = "result") -> StaticKeys | None:
-    """The keys of the output `name` holds when the code ends, if known statically."""
-    return _scan(tree, name).static_keys(tree)
-
-
 def _touches(target: ast.AST, name: str) -> bool:
     """`name[...]`, `name.x` (at any depth): a change to the value `name` holds."""
     while isinstance(target, ast.Subscript | ast.Attribute):
@@ -387,12 +382,6 @@ def _dict_keys(value: ast.AST | None) -> StaticKeys | None:
 
 
 _BLOCKING = {("time", "sleep"): "time.sleep()", ("requests", None): "requests"}
-
-
-def blocking_calls(tree: ast.Module) -> list[tuple[str, int, int]]:
-    """Blocking calls made where they would stall the event loop: in the code itself or
-    in an `async def` it defines, not in a plain `def` (which may run in a thread)."""
-    return sorted(_scan(tree, "result").blocking, key=lambda f: (f[1], f[2]))
 
 
 def _check_not_generator(facts: _Facts, block: CodeBlock, node_id: str, what: str,

@@ -12,16 +12,13 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from kflow.errors import CompileError, error
+from kflow.errors import error
 from kflow.ir import CodeBlock, ErrorHandlerSpec, NodeOptions, SourceLocation
 from kflow.locate import CallSite, caller_site
 from kflow.values import BadValue, did_you_mean, limit
 from kflow_runtime.patterns.retry import RetryPolicy, RetryPolicyError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# The options every node takes (add_async_code's keywords, and each pattern's).
-NODE_OPTIONS = ("timeout", "retry_policy", "error_handler", "required_resources", "description")
 
 
 class located:  # noqa: N801 - used as `with located(...)`, like contextlib's helpers
@@ -150,5 +147,5 @@ def with_required(options: NodeOptions, *names: str) -> NodeOptions:
                        options.description)
 
 
-__all__ = ["NODE_OPTIONS", "CompileError", "checked_call", "code_block", "located",
-           "node_options", "with_required", "with_retry"]
+__all__ = ["checked_call", "code_block", "located", "node_options", "with_required",
+           "with_retry"]
