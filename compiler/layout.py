@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from black.strings import str_width
+
 from kflow.pysource import Code
 from kflow.pysource import literal as value_literal
 
@@ -65,9 +67,9 @@ def _explodable(value: Any) -> bool:
 def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> Code:
     """`prefix + value + suffix` starting at `depth`, exploded while it does not fit."""
     flat = literal(value)
-    if len(INDENT * depth) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not (
-        _explodable(value)
-    ):
+    # Measured as black measures: East Asian wide characters are two columns.
+    if (len(INDENT * depth) + str_width(prefix) + str_width(flat) + str_width(suffix)
+            <= LINE_LENGTH or not _explodable(value)):
         return Code(prefix + flat)
     if isinstance(value, Call):
         open_, close = f"{value.function}(", ")"
@@ -88,7 +90,7 @@ def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> Code:
 def too_long(text: str) -> bool:
     """Whether black might change a line of `text`: one over the line length that is not a
     comment (black never rewraps a comment)."""
-    return any(len(line) > LINE_LENGTH and not line.lstrip().startswith("#")
+    return any(str_width(line) > LINE_LENGTH and not line.lstrip().startswith("#")
                for line in text.splitlines())
 
 

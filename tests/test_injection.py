@@ -248,3 +248,16 @@ def test_any_description_gives_a_black_stable_comment(description):
     b.add_async_code("a", "result = 1", description=description)
     source = compile_workflow(b.build()).source
     assert format_source(source) == source
+
+
+def test_wide_characters_are_measured_as_black_measures_them():
+    # Found by tests/test_properties.py: an id of CJK characters fits 88 characters but
+    # not 88 columns, and black split the ctx.call line kflowc had kept whole.
+    from kflow.format import format_source
+
+    b = AsyncWorkflowBuilder("w")
+    b.add_async_code("\u2e80" * 30, "result = 1")
+    b.add_async_code("b", "result = x")
+    b.add_connection("\u2e80" * 30, None, "b", "x")
+    source = compile_workflow(b.build()).source
+    assert format_source(source) == source
