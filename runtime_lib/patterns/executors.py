@@ -278,16 +278,13 @@ class ProcessExecutor:
                 pool, run_chunk_sync, process_item, chunk, timeout_per_item
             )
 
-        finished = False
         try:
             yield run_chunk
-            finished = True
         finally:
-            if finished:
-                # Reap the workers, off the loop's thread.
-                await asyncio.to_thread(pool.shutdown)
-            else:
-                pool.shutdown(wait=False, cancel_futures=True)
+            # Off the loop's thread: reap the workers. After a failure or a cancellation the
+            # chunks not started are dropped, and the ones running end (each sync item within
+            # its timeout) before the map raises.
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 def _reset_sigint() -> None:

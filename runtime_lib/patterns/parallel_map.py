@@ -70,8 +70,8 @@ async def parallel_map(
     `items` at a time, never how many run. Without `continue_on_error`, the first failure stops
     new items from starting, the ones in flight finish, and ParallelMapError is raised.
     `progress(done, total)` is called as items finish (`total` None for an iterable without a
-    length); `on_batch(started, ended, first_index, size)` as each block of items is done
-    (perf_counter times). Left out, both come from the observer of the run this map is part
+    length); `on_batch(started, ended, first_index, size)` as each contiguous stretch of items
+    is done (perf_counter times). Left out, both come from the observer of the run this map is part
     of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
@@ -101,7 +101,7 @@ async def parallel_map(
         chunk_size = runner.chunk_size(total, max_workers)
         if batch_size:
             chunk_size = min(chunk_size, batch_size)
-        feed = _Feed(items, batch_size, chunk_size, lanes=1)
+        feed = _Feed(items, batch_size, chunk_size)
         run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
                    on_batch=on_batch)
         session = runner.session(
@@ -144,7 +144,7 @@ class _Feed:
     """
 
     def __init__(
-        self, items: Iterable[Any], batch_size: int | None, read_ahead: int, *, lanes: int
+        self, items: Iterable[Any], batch_size: int | None, read_ahead: int, *, lanes: int = 1
     ) -> None:
         self.lanes = max(1, lanes)
         self.base = 0  # input index of buffer[0]

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,24 @@ async def test_thread_item_queued_behind_timed_out_items_gets_its_full_timeout()
     ]
     assert out["results"] == [2, 3]
     assert sorted(ran) == [0, 1, 2, 3]
+
+
+def ends_slowly(marker: str) -> str:
+    """Module level, so the process pool can pickle it: marks its start and its end."""
+    Path(f"{marker}.started").touch()
+    time.sleep(0.5)  # the map is cancelled meanwhile; it must wait for this
+    Path(f"{marker}.ended").touch()
+    return marker
+
+
+async def test_cancelling_the_map_waits_for_the_process_chunks_it_started(tmp_path):
+    marker = str(tmp_path / "item")
+    map_task = asyncio.create_task(parallel_map(
+        ends_slowly, [marker], max_workers=1, executor="process", timeout_per_item=None
+    ))
+    while not Path(f"{marker}.started").exists():
+        await asyncio.sleep(0.01)
+    map_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await map_task
+    assert Path(f"{marker}.ended").exists()
