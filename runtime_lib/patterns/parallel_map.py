@@ -31,8 +31,13 @@ OnBatch = Callable[[float, float, int, int], object]
 # Marks a result slot whose item failed or never ran; private, so no user value is it.
 _PENDING: Any = object()
 
-# A worker takes a *lane* of items at a time (see _Feed.lane): at most _MAX_LANE of them.
-_MAX_LANE = 4096
+# Items a worker takes at a time (see _Run): contiguous blocks grow up to _MAX_BLOCK. Lanes
+# are dealt from spans of _SPAN items (at least _MIN_LANE per lane): small enough that a span
+# stays in the CPU's L2 cache between its copy and its use, large enough to pay a lane's
+# bookkeeping once per many items (docs/patterns-runtime.md).
+_MAX_BLOCK = 4096
+_SPAN = 4096
+_MIN_LANE = 16
 # Input that is not a list, given without batch_size, is read this many items per worker at a
 # time (at least 256, at most 8192), so read-ahead stays O(max_workers).
 _READ_AHEAD_PER_WORKER = 32
@@ -171,13 +176,13 @@ class _Feed:
     def lane(self) -> tuple[int, int, list[Any]] | None:
         """The next lane as (index of its first item, stride, items); None once dry.
 
-        The next `lanes * _MAX_LANE` items (or fewer) are dealt round-robin into `lanes`
-        lanes: lane k holds items k, k + lanes, k + 2 * lanes ... of the span. Workers that
+        The next span of items is dealt round-robin into `lanes` lanes: lane k holds items
+        k, k + lanes, k + 2 * lanes ... of the span. Workers that
         each take a lane and await its items one by one thus start items in input order,
         while everything done per lane is paid once per lane, not once per item.
         """
         if self.next == self.count:
-            if not self._reserve(self.lanes * _MAX_LANE):
+            if not self._reserve(max(_SPAN, self.lanes * _MIN_LANE)):
                 return None
             self.count = min(self.lanes, self.hi - self.lo)
             self.next = 0
@@ -349,7 +354,7 @@ class _Run:
         if not self.dealing:
             feed = self.feed
             if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
-                self.size[me] = min(2 * self.size.get(me, 1), _MAX_LANE)
+                self.size[me] = min(2 * self.size.get(me, 1), _MAX_BLOCK)
             else:
                 self.dealing = True
         if self.on_batch is not None:
