@@ -3,7 +3,9 @@
 Every contender runs once per round, in alternating order (ABAB, then BABA), so drift in the
 machine's speed (this 2-vCPU VM is shared) hits each alike. Each run records wall time and the
 process's CPU time. Ratios are taken per round against the baseline of the same round, then
-summarised as median and min-max.
+summarised as median and min-max. On this VM the same code runs at one speed while the other
+vCPU is idle and about 1.7x slower while it is busy, so a round can pair a fast run with a slow
+one: `best_ratio` (fastest run against fastest run) is printed beside the median.
 """
 
 from __future__ import annotations
@@ -61,3 +63,8 @@ def speedups(base: list[Timing], other: list[Timing]) -> tuple[Spread, Spread]:
     wall = [b.wall / o.wall for b, o in zip(base, other, strict=True)]
     cpu = [b.cpu / o.cpu for b, o in zip(base, other, strict=True)]
     return Spread.of(wall), Spread.of(cpu)
+
+
+def best_ratio(base: list[Timing], other: list[Timing]) -> float:
+    """The fastest CPU time of `base` over the fastest of `other` (>1: `other` faster)."""
+    return min(t.cpu for t in base) / min(t.cpu for t in other)
