@@ -2,13 +2,15 @@
 
 Exit codes: 0 success; 1 a run that failed; 2 a workflow kflowc cannot compile
 or bad input. Compile errors print as diagnostics, never as tracebacks.
+Every path kflowc will write is checked before anything runs, and written
+atomically, with the mode a plain `open()` would give it (the umask; an
+existing file keeps its own).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -24,16 +26,46 @@ EXIT_COMPILE = 2
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new, never half."""
+    """Write `text` to `path` so that readers see the old file or the new, never half.
+
+    mkstemp makes the file 0600; it gets the mode `open()` would have given a new file
+    (0666 less the umask), or the mode of the file it replaces."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".kflowc-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _mode_for(path: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _check_writable(option: str, path: str | None) -> None:
+    """Exit 2 before anything runs if `path` cannot be written (its folder is missing)."""
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        click.echo(f"error: {option} {path}: the folder {directory} does not exist; "
+                   "create it first", err=True)
+        sys.exit(EXIT_COMPILE)
+    if not os.access(directory, os.W_OK):
+        click.echo(f"error: {option} {path}: the folder {directory} is not writable", err=True)
+        sys.exit(EXIT_COMPILE)
+    if os.path.isdir(path):
+        click.echo(f"error: {option} {path} is a folder; name a file", err=True)
+        sys.exit(EXIT_COMPILE)
 
 
 def _load(path: str, name: str | None) -> Workflow:
@@ -55,19 +87,36 @@ def _summary(compiled: CompiledModule) -> None:
         click.echo("reads secrets from the environment: " + ", ".join(compiled.env_vars), err=True)
 
 
-@click.group()
-@click.version_option(package_name="kflow")
+def _version_message() -> str:
+    from kflow._version import RUNTIME_INTERFACE, __version__
+    from kflow_runtime import INTERFACE
+    from kflow_runtime import __version__ as runtime_version
+
+    return (f"kflowc {__version__}: builds modules for kflow-runtime interface "
+            f"{RUNTIME_INTERFACE}; installed kflow-runtime {runtime_version} provides "
+            f"interface {INTERFACE}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(message=_version_message(), package_name="kflow")
 def cli() -> None:
-    """kflowc compiles AsyncWorkflowBuilder workflows into plain-asyncio modules."""
+    """kflowc compiles AsyncWorkflowBuilder workflows into plain-asyncio modules.
+
+    \b
+    Shell completion: add to ~/.bashrc (zsh: zsh_source in ~/.zshrc)
+      eval "$(_KFLOWC_COMPLETE=bash_source kflowc)"
+    """
 
 
-@cli.command()
+@cli.command(short_help="Compile a workflow (.py or IR .json) into one module.")
 @click.argument("workflow_file", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="where to write the module (default: stdout)")
 @click.option("--name", help="module attribute holding the workflow, builder or build function")
 @click.option("--emit-ir", type=click.Path(dir_okay=False), help="also write the IR as JSON")
 def build(workflow_file: str, output: str | None, name: str | None, emit_ir: str | None) -> None:
     """Compile WORKFLOW_FILE (a .py file, or IR .json) into one module."""
+    _check_writable("-o", output)
+    _check_writable("--emit-ir", emit_ir)
     try:
         workflow = _load(workflow_file, name)
         compiled = compile_workflow(workflow, source_file=workflow_file if not
@@ -80,13 +129,14 @@ def build(workflow_file: str, output: str | None, name: str | None, emit_ir: str
         write_atomically(emit_ir, workflow.to_json() + "\n")
     if output:
         write_atomically(output, compiled.source)
-        click.echo(f"wrote {output} ({len(workflow.nodes)} nodes)", err=True)
+        count = len(workflow.nodes)
+        click.echo(f"wrote {output} ({count} node{'' if count == 1 else 's'})", err=True)
     else:
         click.echo(compiled.source, nl=False)
     _summary(compiled)
 
 
-@cli.command()
+@cli.command(short_help="Compile a workflow in memory, run it once, print the envelope.")
 @click.argument("workflow_file", type=click.Path(dir_okay=False))
 @click.option("--inputs", "inputs_json", default="{}", help="workflow inputs as a JSON object")
 @click.option("--inputs-file", type=click.Path(dir_okay=False), help="read inputs from a JSON file")
@@ -100,14 +150,20 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
     Progress goes to stderr: a live view on a terminal, a line per event otherwise.
     """
     from kflow.runtime import AsyncLocalRuntime
-    from kflow_runtime.cli import EXIT_BAD_INPUT, EXIT_FAILED, is_input_failure, make_observer
+    from kflow_runtime.cli import (
+        EXIT_BAD_INPUT,
+        EXIT_FAILED,
+        is_input_failure,
+        make_observer,
+        parse_inputs,
+        run_interruptible,
+    )
     from kflow_runtime.envelope import to_json
 
+    _check_writable("--trace", trace)
     try:
         text = open(inputs_file, encoding="utf-8").read() if inputs_file else inputs_json
-        inputs = json.loads(text)
-        if not isinstance(inputs, dict):
-            raise ValueError("inputs must be a JSON object")
+        inputs = parse_inputs(text, inputs_file or "--inputs")
     except (OSError, ValueError) as exc:
         click.echo(f"error: bad inputs: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -119,13 +175,21 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
         _report(exc.diagnostics)
         sys.exit(EXIT_COMPILE)
     observer = make_observer(not quiet, trace)
-    envelope = asyncio.run(runtime.execute_workflow_async(workflow, inputs, observer=observer))
-    click.echo(to_json(envelope))
+    # Ctrl-C and SIGTERM cancel the run as in a shipped module: one line, the envelope.
+    envelope, interrupt = run_interruptible(
+        lambda: runtime.execute_workflow_async(workflow, inputs, observer=observer)
+    )
+    if interrupt.signum is not None:
+        envelope = interrupt.envelope
+    if envelope is not None:
+        click.echo(to_json(envelope))
+    if interrupt.signum is not None:
+        sys.exit(interrupt.report())
     if envelope["status"] != "success":
         sys.exit(EXIT_BAD_INPUT if is_input_failure(envelope) else EXIT_FAILED)
 
 
-@cli.command()
+@cli.command(short_help="Report every problem found, without running anything.")
 @click.argument("workflow_file", type=click.Path(dir_okay=False))
 @click.option("--strict", is_flag=True, help="names that become workflow inputs are errors")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -147,7 +211,7 @@ def check(workflow_file: str, strict: bool, fmt: str, name: str | None) -> None:
     sys.exit(code if strict or code == 2 else 0)
 
 
-@cli.command()
+@cli.command(short_help="Draw the workflow's DAG (Mermaid, Graphviz dot, SVG).")
 @click.argument("workflow_file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write here, not stdout")
@@ -156,6 +220,7 @@ def graph(workflow_file: str, fmt: str, output: str | None, name: str | None) ->
     """Draw WORKFLOW_FILE's DAG: node ids and kinds, edges with path -> input."""
     from kflow.render_graph import GraphError, render
 
+    _check_writable("-o", output)
     try:
         text = render(_load(workflow_file, name), fmt)
     except CompileError as exc:

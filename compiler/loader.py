@@ -59,8 +59,9 @@ def _run_file(path: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the user's file failed; say where, not how kflow failed
         raise error(
             "KF022", f"{path} raised {type(exc).__name__}: {exc}", _user_frame(exc, path),
-            "the workflow file must run without errors; run `python "
-            f"{os.path.basename(path)}` to see the full traceback",
+            "the workflow file must run without errors; run `python -m kflow "
+            f"{os.path.basename(path)}` to see the full traceback (the guide's kailash "
+            "imports work there)",
         ) from None
 
 

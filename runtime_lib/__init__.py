@@ -62,6 +62,10 @@ __all__ = [
 ]
 
 
+# What each generated module said it was built for, by module name (`--version` prints it).
+BUILT: dict[str, tuple[int, str]] = {}
+
+
 class RuntimeMismatch(ImportError):
     """The installed kflow-runtime cannot run a generated module."""
 
@@ -74,6 +78,7 @@ def require_interface(needed: int, module: str, built_with: str) -> None:
     version). Run as a script (`python out.py`), the line goes to stderr and the exit
     code is 2; imported, it is a `RuntimeMismatch` (an ImportError) with the same line.
     """
+    BUILT[module] = (needed, built_with)
     if needed == INTERFACE:
         return
     line = (

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kflow_runtime.redact import mask
+
 __all__ = ["DB_OPERATIONS", "resource_operation"]
 
 DB_OPERATIONS = frozenset({"fetch", "fetchrow", "fetchval", "execute", "executemany"})
@@ -202,7 +204,7 @@ async def _http(obj: Any, operation: str, params: Mapping[str, Any]) -> dict[str
                 response.request_info,
                 response.history,
                 status=response.status,
-                message=message,
+                message=mask(message),
                 headers=response.headers,
             )
         return {"status": response.status, "headers": dict(response.headers), "body": body}

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from kflow_runtime.redact import mask
+
 __all__ = [
     "Cache",
     "CustomResource",
@@ -237,6 +239,8 @@ class ResourceSpec(abc.ABC):
     setting_types: ClassVar[Mapping[str, type]] = {}
     #: what failed when open() raised, for the error message
     open_failure: ClassVar[str] = "could not connect"
+    #: the driver's connect-timeout setting, given the open's bound when not declared
+    connect_timeout_setting: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -293,8 +297,10 @@ def _kwargs(settings: Mapping[str, Any], *drop: str) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None and k not in drop}
 
 
-# How long closing a pool may wait for connections that node code still holds.
-_POOL_CLOSE_TIMEOUT = 10.0
+# How long a pool gets to close gracefully (connections released, each saying goodbye to the
+# server) before it is terminated. A healthy server takes milliseconds; a frozen one would
+# take forever, since asyncpg waits for its answer.
+_POOL_CLOSE_TIMEOUT = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +324,7 @@ class Database(ResourceSpec):
         "statement_cache_size": int,
         "server_settings": dict,
     }
+    connect_timeout_setting: ClassVar[str | None] = "timeout"  # asyncpg's connect timeout
 
     @staticmethod
     def _with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,10 +364,12 @@ class Database(ResourceSpec):
 
     async def close(self, obj: Any) -> None:
         try:
-            await asyncio.wait_for(obj.close(), _POOL_CLOSE_TIMEOUT)
+            async with asyncio.timeout(_POOL_CLOSE_TIMEOUT):
+                await obj.close()
         except TimeoutError:
             logger.warning(
-                "resource %r: connections still in use after %.0f s; terminating the pool",
+                "resource %r: the pool did not close within %.0f s (connections still in use, "
+                "or the server does not answer); terminating it",
                 self.name,
                 _POOL_CLOSE_TIMEOUT,
             )
@@ -429,6 +438,7 @@ class Cache(ResourceSpec):
         "max_connections": int,
         "ssl": bool,
     }
+    connect_timeout_setting: ClassVar[str | None] = "socket_connect_timeout"
 
     @staticmethod
     def _with_defaults(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -612,7 +622,7 @@ class HttpSession:
         return getattr(self.session, attr)
 
     def __repr__(self) -> str:
-        return f"<HttpSession {self.name!r} base_url={self.base_url!r}>"
+        return mask(f"<HttpSession {self.name!r} base_url={self.base_url!r}>")
 
 
 class _Request:
@@ -640,7 +650,7 @@ class _Request:
     def _timed_out(self, exc: BaseException) -> BaseException:
         timeout = self._kwargs.get("timeout", self._api._timeout)
         limit = f" within {timeout} s" if isinstance(timeout, int | float) else ""
-        message = (
+        message = mask(
             f"{self._method} {self._url}: no response{limit} (timeout of http resource "
             f"{self._api.name!r}; override with {env_name(self._api.name, 'timeout')})"
         )
@@ -718,6 +728,30 @@ class ResourceRegistry:
 
 _UNSET: Any = object()
 
+# The bound on opening a resource for a node without a timeout (the builder's default one).
+DEFAULT_OPEN_TIMEOUT = 30.0
+# The bound on closing any one resource (a cleanup hook that hangs cannot hold the run).
+_CLOSE_TIMEOUT = 10.0
+
+
+def _ends_the_task(exc: BaseException) -> bool:
+    """Cancellation and Ctrl-C end the open; anything else a driver raises is its failure."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+    return False
+
+
+def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
+    if expired:
+        return f"no answer within {bound:g}s"
+    if isinstance(exc, TimeoutError) and not str(exc):
+        # asyncpg's connect timeout, redis's socket_connect_timeout: say how long it was.
+        return f"{type(exc).__name__}: no answer within {bound:g}s"
+    return mask(f"{type(exc).__name__}: {exc}")
+
 
 class Resources:
     """The resources of one run (or of a long-lived process that owns and closes it).
@@ -754,7 +788,13 @@ class Resources:
         spec = self._specs.get(name)
         return spec.kind if spec is not None else "unknown"
 
-    async def get(self, name: str) -> Any:
+    async def get(self, name: str, timeout: float | None = None) -> Any:
+        """The object for ``name``, opened on first use.
+
+        ``timeout`` (the using node's timeout) bounds the open, connect included: drivers get
+        it as their connect timeout unless one is declared, and an open still going when it
+        passes fails with a ResourceError. None means DEFAULT_OPEN_TIMEOUT.
+        """
         obj = self._objects.get(name, _UNSET)
         if obj is not _UNSET:
             return obj
@@ -772,12 +812,26 @@ class Resources:
         task = self._pending.get(name)
         if task is None:
             opener = self._opener(name)
+            bound = DEFAULT_OPEN_TIMEOUT if timeout is None else timeout
             # A task, not inline: if the first caller is cancelled (a node timeout), the
             # others waiting for the same resource still get it.
-            task = asyncio.get_running_loop().create_task(opener(), name=f"kflow-open-{name}")
+            task = asyncio.get_running_loop().create_task(
+                opener(bound), name=f"kflow-open-{name}"
+            )
             task.add_done_callback(lambda t, name=name: self._settled(name, t))
             self._pending[name] = task
         return await asyncio.shield(task)
+
+    def where(self, name: str) -> str | None:
+        """What ``name`` points at (``postgresql host:port/db``), for messages; None if unknown."""
+        spec = self._specs.get(name)
+        if spec is None:
+            return None
+        environ = os.environ if self._environ is None else self._environ
+        try:
+            return spec.describe(spec.resolved_settings(environ))
+        except Exception:  # noqa: BLE001 - only for a message
+            return spec.kind
 
     def _settled(self, name: str, task: asyncio.Task[Any]) -> None:
         if self._pending.get(name) is task:
@@ -786,18 +840,22 @@ class Resources:
         if not task.cancelled():
             task.exception()  # retrieved even if every waiter was cancelled
 
-    def _opener(self, name: str) -> Callable[[], Any]:
+    def _opener(self, name: str) -> Callable[[float], Any]:
         factory = self._registry.factory(name) if self._registry is not None else None
         if factory is not None:
             make, cleanup = factory
 
-            async def open_factory() -> Any:
+            async def open_factory(bound: float) -> Any:
+                scope = asyncio.timeout(bound)
                 try:
-                    obj = await _call(make)
-                except Exception as exc:
+                    async with scope:
+                        obj = await _call(make)
+                except BaseException as exc:
+                    if _ends_the_task(exc):
+                        raise
                     raise ResourceError(
                         f"resource {name!r} (registry factory): could not create: "
-                        f"{type(exc).__name__}: {exc}",
+                        f"{_failure_text(exc, bound, scope.expired())}",
                         resource=name,
                         where="registry factory",
                     ) from exc
@@ -814,16 +872,25 @@ class Resources:
                 resource=name,
             )
 
-        async def open_spec() -> Any:
+        async def open_spec(bound: float) -> Any:
             environ = os.environ if self._environ is None else self._environ
             settings = spec.resolved_settings(environ)
             where = spec.describe(settings)
+            connect = spec.connect_timeout_setting
+            if connect is not None and settings.get(connect) is None:
+                settings[connect] = bound
+            # Bounded here too, not only by the node: the open is shared and shielded, so
+            # without its own bound it would outlive a node that gave up on it.
+            scope = asyncio.timeout(bound)
             try:
-                obj = await spec.open(settings)
-            except Exception as exc:
+                async with scope:
+                    obj = await spec.open(settings)
+            except BaseException as exc:
+                if _ends_the_task(exc):
+                    raise
                 raise ResourceError(
                     f"resource {name!r} ({where}): {spec.open_failure}: "
-                    f"{type(exc).__name__}: {exc}",
+                    f"{_failure_text(exc, bound, scope.expired())}",
                     resource=name,
                     where=where,
                 ) from exc
@@ -856,9 +923,13 @@ class Resources:
             if closer is None:
                 continue
             try:
-                await _call(closer, obj)
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await _call(closer, obj)
             except asyncio.CancelledError as exc:
                 cancelled = exc  # finish closing the rest, then honour the cancellation
+            except TimeoutError:
+                logger.warning("resource %r: close did not finish within %.0f s; left behind",
+                               name, _CLOSE_TIMEOUT)
             except Exception:
                 logger.warning("resource %r: close failed", name, exc_info=True)
         if cancelled is not None:

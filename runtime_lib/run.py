@@ -4,8 +4,11 @@ The generated `run()` decides the order (straight-line awaits for a chain,
 concurrent tasks for independent branches); `Run.call` guards one node: it
 skips it when an upstream node failed, gathers its inputs, applies the timeout,
 retry policy and error handler, times it and records the outcome. It never
-raises for a node's failure, so a failed branch cannot stop independent ones;
-cancellation is the only thing that propagates.
+raises for a node's failure, so a failed branch cannot stop independent ones.
+Whatever node code raises fails that node, BaseExceptions included (`SystemExit`,
+a `CancelledError` it raised itself); only a cancellation of the run from outside
+(task cancel, Ctrl-C, SIGTERM) propagates, and then `Run.concurrently` cancels and
+awaits every sibling chain, so nothing the run started outlives it.
 """
 
 from __future__ import annotations
@@ -19,11 +22,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from kflow_runtime.observe import CURRENT, Observer
+from kflow_runtime.redact import mask
 from kflow_runtime.sourcemap import SourceMap
 
 logger = logging.getLogger("kflow")
-
-
 
 class _Missing:
     """Default of an optional input whose fallback is mutable (see kflow.transforms)."""
@@ -40,6 +42,78 @@ Wire = tuple[str, str, tuple[str, ...] | None]
 
 # The builder's default per-node timeout; generated calls only spell out other values.
 DEFAULT_TIMEOUT = 30.0
+
+# Seconds a timed-out node's code gets to unwind (roll back, release a connection) before it
+# is cancelled again; cleanup stuck on a dead server therefore cannot hold the run.
+CLEANUP_GRACE = 1.0
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """True when `exc` ends the run from outside rather than failing one node.
+
+    That is Ctrl-C (KeyboardInterrupt) and a CancelledError while the current task is being
+    cancelled (`task.cancel()`, a signal handler, a TaskGroup stopping). A CancelledError
+    that code raised itself, with nobody cancelling its task, is an ordinary failure.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() > 0
+    return False
+
+
+class NodeTimeout(TimeoutError):
+    """A node attempt ran past its timeout (a TimeoutError, so retry policies on it apply).
+
+    `resource` names the resource the node was still opening, if any.
+    """
+
+    def __init__(self, message: str, resource: str | None = None) -> None:
+        super().__init__(message)
+        self.resource = resource
+
+
+class _Deadline:
+    """`asyncio.timeout(delay)` for one node attempt, except that expiry is not the end of
+    it: the cancelled code gets CLEANUP_GRACE seconds to unwind and is cancelled again each
+    time they pass. asyncpg, cancelled mid-query on a frozen server, waits for the server to
+    confirm the cancel for as long as `command_timeout` (None: forever); a second cancel
+    interrupts that wait. Costs what asyncio.timeout costs: one timer."""
+
+    __slots__ = ("_node", "_delay", "_task", "_handle", "_cancels", "_base", "opening")
+
+    def __init__(self, node_id: str, delay: float) -> None:
+        self._node = node_id
+        self._delay = delay
+        self._cancels = 0
+        self.opening: str | None = None  # the resource being opened, for the message
+
+    async def __aenter__(self) -> _Deadline:
+        task = self._task = asyncio.current_task()  # type: ignore[assignment]
+        self._base = task.cancelling()
+        self._handle = task.get_loop().call_later(self._delay, self._expire)
+        return self
+
+    def _expire(self) -> None:
+        self._cancels += 1
+        self._task.cancel()
+        self._handle = self._task.get_loop().call_later(CLEANUP_GRACE, self._expire)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._handle.cancel()
+        if not self._cancels:
+            return
+        task = self._task
+        for _ in range(self._cancels):
+            remaining = task.uncancel()
+        if remaining <= self._base and exc_type is asyncio.CancelledError:
+            message = f"node {self._node!r} timed out after {self._delay:g}s"
+            if self.opening is not None:
+                message += f" while opening resource {self.opening!r}"
+            if self._cancels > 1:
+                message += f" (its clean-up was cut short after {CLEANUP_GRACE:g}s more)"
+            raise NodeTimeout(message, self.opening) from exc
 
 
 class InputError(Exception):
@@ -123,6 +197,9 @@ class Run:
         self.recovered: dict[str, str] = {}
         self.times: dict[str, float] = {}
         self.attempts: dict[str, int] = {}
+        self.cancelled: list[str] = []  # running when the run was cancelled
+        self.partial: dict[str, Any] = {}  # what a failed node had done (batch accounting)
+        self._interrupted = False
         self._bad: set[str] = set()  # failed or skipped: their dependents are skipped
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._started = time.perf_counter()
@@ -132,11 +209,30 @@ class Run:
             self.observer.run_started(self.workflow, self.nodes, self._started)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self.resources is not None and self.close_resources:
-            await self.resources.aclose()
-        if self.observer is not None and exc_info[0] is None:
-            self.observer.run_finished(self.envelope(), time.perf_counter())
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        interrupted = exc is not None and isinstance(
+            exc, asyncio.CancelledError | KeyboardInterrupt
+        )
+        if interrupted:
+            self._interrupt()
+        try:
+            if self.resources is not None and self.close_resources:
+                await self.resources.aclose()
+        finally:
+            if interrupted:
+                # The caller (the CLI) still prints what the run did before it was stopped.
+                exc.envelope = self.envelope()
+            if self.observer is not None and (exc is None or interrupted):
+                try:
+                    self.observer.run_finished(self.envelope(), time.perf_counter())
+                except Exception:  # noqa: BLE001 - a broken observer must not hide the run
+                    logger.warning("observer failed at the end of the run", exc_info=True)
+
+    def _interrupt(self) -> None:
+        """The run was cancelled: nodes that never started count as skipped."""
+        self._interrupted = True
+        done = {*self.results, *self.errors, *self.skipped}
+        self.skipped.extend(node for node in self.nodes if node not in done)
 
     # -- before any node starts ------------------------------------------------
 
@@ -169,6 +265,20 @@ class Run:
                 self._skip(node_id)
 
     # -- scheduling ------------------------------------------------------------
+
+    async def concurrently(self, *chains: Callable[[Run], Awaitable[None]]) -> None:
+        """Run independent chains at once, each in its own task.
+
+        Chains never raise for a node's failure. If one raises anyway (the run is cancelled,
+        or a bug), the others are cancelled and awaited before this returns or raises, so no
+        task of the run outlives it.
+        """
+        try:
+            async with asyncio.TaskGroup() as group:
+                for chain in chains:
+                    group.create_task(chain(self))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     async def wait(self, *node_ids: str) -> None:
         """Wait until every node in `node_ids` has finished (in any way)."""
@@ -228,19 +338,24 @@ class Run:
                     continue
                 value = results[source]
                 kwargs[name] = walk_path(value, path, source, node_id, name) if path else value
-            for name in resources:
-                if isinstance(name, tuple):  # (parameter, resource): code says `db` for "main_db"
-                    kwargs[name[0]] = await self.resources.get(name[1])
-                else:
-                    kwargs[name] = await self.resources.get(name)
             if retry is not None:
-                output = await self._retrying(node_id, fn, kwargs, timeout, retry)
+                output = await self._retrying(node_id, fn, kwargs, resources, timeout, retry)
             elif timeout is not None:
-                async with asyncio.timeout(timeout):
+                # The timeout covers opening the node's resources, and its own clean-up.
+                async with _Deadline(node_id, timeout) as deadline:
+                    if resources:
+                        await self._open(resources, kwargs, timeout, deadline)
                     output = await fn(**kwargs)
             else:
+                if resources:
+                    await self._open(resources, kwargs, None, None)
                 output = await fn(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - a node's failure is data for the envelope
+        except BaseException as exc:  # noqa: BLE001 - a node's failure is data for the envelope
+            if is_cancellation(exc):
+                self._cancelled(node_id, started, observer)
+                if observer is not None:
+                    CURRENT.reset(watching)
+                raise
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
             self.results[node_id] = output
@@ -250,6 +365,32 @@ class Run:
         if observer is not None:
             CURRENT.reset(watching)
             self._observe_end(node_id, ended)
+
+    async def _open(
+        self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],
+        timeout: float | None, deadline: _Deadline | None,
+    ) -> None:
+        """Open (or find open) the node's resources into `kwargs`, bounded by `timeout`."""
+        get = self.resources.get
+        for name in names:
+            # (parameter, resource): the code says `db` for "main_db"
+            param, resource = name if isinstance(name, tuple) else (name, name)
+            if deadline is not None:
+                deadline.opening = resource
+            kwargs[param] = await get(resource, timeout)
+        if deadline is not None:
+            deadline.opening = None
+
+    def _cancelled(self, node_id: str, started: float, observer: Observer | None) -> None:
+        """The run is being cancelled while this node runs: record it, then let it go."""
+        at = time.perf_counter()
+        self.times[node_id] = at - started
+        self.errors[node_id] = "CancelledError: the run was cancelled while this node was running"
+        self.cancelled.append(node_id)
+        self._bad.add(node_id)
+        self._finish(node_id)
+        if observer is not None:
+            observer.node_finished(node_id, "failed", at, self.errors[node_id])
 
     def _observe_end(self, node_id: str, at: float) -> None:
         assert self.observer is not None
@@ -271,14 +412,19 @@ class Run:
 
     async def _retrying(
         self, node_id: str, fn: Callable[..., Awaitable[Any]], kwargs: dict[str, Any],
-        timeout: float | None, retry: Any,
+        resources: tuple[str | tuple[str, str], ...], timeout: float | None, retry: Any,
     ) -> Any:
         from kflow_runtime.patterns.retry import retry_call
 
         async def attempt() -> Any:
+            # Each attempt opens what the last one could not (a failed open is not kept).
             if timeout is None:
+                if resources:
+                    await self._opening_for_retry(resources, kwargs, None, None, retry)
                 return await fn(**kwargs)
-            async with asyncio.timeout(timeout):
+            async with _Deadline(node_id, timeout) as deadline:
+                if resources:
+                    await self._opening_for_retry(resources, kwargs, timeout, deadline, retry)
                 return await fn(**kwargs)
 
         def count(n: int) -> None:
@@ -286,13 +432,37 @@ class Run:
             if self.observer is not None:
                 self.observer.attempt_started(node_id, n, time.perf_counter())
 
-        return await retry_call(attempt, retry, on_attempt=count)
+        if not resources:
+            return await retry_call(attempt, retry, on_attempt=count)
+        # A failed open is retried when the ResourceError or the driver's error under it
+        # is one the policy retries (`retry_on=(ConnectionError,)` and a refused connection).
+        policy = _AlsoRetrying(retry, _RetryableOpen)
+        try:
+            return await retry_call(attempt, policy, on_attempt=count)
+        except _RetryableOpen as wrapped:
+            raise wrapped.error from None
+
+    async def _opening_for_retry(
+        self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],
+        timeout: float | None, deadline: _Deadline | None, retry: Any,
+    ) -> None:
+        from kflow_runtime.resources import ResourceError
+
+        try:
+            await self._open(names, kwargs, timeout, deadline)
+        except ResourceError as exc:
+            if not isinstance(exc, retry.retry_on) and isinstance(exc.__cause__, retry.retry_on):
+                raise _RetryableOpen(exc) from exc
+            raise
 
     async def _failed(
-        self, node_id: str, fn: Callable[..., Any], exc: Exception, kwargs: dict[str, Any],
+        self, node_id: str, fn: Callable[..., Any], exc: BaseException, kwargs: dict[str, Any],
         on_error: Any, timeout: float | None,
     ) -> None:
         message = self.describe(node_id, fn, exc, timeout)
+        partial = getattr(exc, "partial", None)
+        if isinstance(partial, dict):
+            self.partial[node_id] = partial
         if on_error is None or isinstance(on_error, LogAndFail):
             if on_error is not None:
                 logger.error("node %r of workflow %r failed: %s", node_id, self.workflow, message)
@@ -310,7 +480,9 @@ class Run:
                     node_id, tuple(k for k in on_error.inputs if k not in kwargs), handler_kwargs
                 )
                 output = await on_error.fn(error=exc, **handler_kwargs)
-        except Exception as handler_exc:  # noqa: BLE001
+        except BaseException as handler_exc:  # noqa: BLE001
+            if is_cancellation(handler_exc):
+                raise
             self.errors[node_id] = (
                 f"{message}; error handler failed: {self.describe(node_id, on_error.fn, handler_exc, None)}"
             )
@@ -322,21 +494,37 @@ class Run:
     def describe(
         self, node_id: str, fn: Callable[..., Any], exc: BaseException, timeout: float | None
     ) -> str:
-        if isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
+        """`workflow.py:LINE: ErrorType: message`, credentials in URLs masked."""
+        if isinstance(exc, NodeTimeout):
+            text = f"TimeoutError: {exc}"
+            if exc.resource is not None and self.resources is not None:
+                where = self.resources.where(exc.resource)
+                if where:
+                    text += f" ({where}: no answer)"
+        elif isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
             text = f"TimeoutError: node {node_id!r} timed out after {timeout:g}s"
         else:
             text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if not isinstance(exc, Exception):
+                text += _BASE_EXCEPTION_HINTS.get(type(exc), _BASE_EXCEPTION_HINT)
         if self.source_map is not None and self.module_file is not None:
             where = self.source_map.where(self.module_file, exc.__traceback__)
+            if where is None and exc.__cause__ is not None:
+                # A pattern's own error (BatchError) raised from the user's: point at theirs.
+                where = self.source_map.where(self.module_file, exc.__cause__.__traceback__)
             if where:
-                return f"{where}: {text}"
-        return text
+                text = f"{where}: {text}"
+        return mask(text)
 
     # -- the result --------------------------------------------------------------
 
     def envelope(self) -> dict[str, Any]:
-        return {
-            "status": "failed" if self.errors else "success",
+        if self._interrupted:
+            status = "cancelled"
+        else:
+            status = "failed" if self.errors else "success"
+        envelope = {
+            "status": status,
             "results": self.results,
             "errors": self.errors,
             "skipped": self.skipped,
@@ -347,3 +535,35 @@ class Run:
             "workflow": self.workflow,
             "run_id": self.run_id,
         }
+        # Only when there is something to say, so an ordinary envelope keeps its shape.
+        if self.cancelled or self._interrupted:
+            envelope["cancelled"] = self.cancelled
+        if self.partial:
+            envelope["partial"] = self.partial
+        return envelope
+
+
+class _AlsoRetrying:
+    """`policy`, also retrying `extra`: a view, so the policy's own type stays retry.py's."""
+
+    def __init__(self, policy: Any, extra: type[BaseException]) -> None:
+        self._policy = policy
+        self.retry_on = (*policy.retry_on, extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._policy, name)
+
+
+class _RetryableOpen(Exception):
+    """Carries a ResourceError through retry_call when the error under it is retryable."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+_BASE_EXCEPTION_HINT = " (a BaseException raised by the node's code: it fails this node only)"
+_BASE_EXCEPTION_HINTS = {
+    SystemExit: " (raised by the node's code: a node cannot end the process; it fails instead)",
+    asyncio.CancelledError: " (raised by the node's own code; the run itself was not cancelled)",
+}

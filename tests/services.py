@@ -418,3 +418,295 @@ def pg_settings(dsn: str, **extra: Any) -> dict[str, Any]:
     if parts.password:
         settings["password"] = parts.password
     return {**settings, **extra}
+
+
+# --------------------------------------------------------------------------- fault injection
+#
+# Servers of our own, for tests that freeze (SIGSTOP) or kill (SIGKILL) them: the shared
+# PostgreSQL and Redis are never touched. Each lives for the session and is thawed (and
+# restarted if killed) after every test that used it.
+#
+# - ``fault_pg``: a throwaway PostgreSQL cluster on a free port (``log_statement=all``, so a
+#   test can read what the driver sent in ``fault_pg.log()``); ``.dsn``, ``.port``,
+#   ``.freeze()`` / ``.thaw()`` / ``.kill()``, ``await .backends(app_name)``.
+# - ``fault_redis``: a redis-server on a free port; ``.url``, ``.port``, freeze/thaw/kill.
+# - ``silent_server``: ``await silent_server()`` is the port of a TCP server that accepts
+#   connections and never answers (``.accepted`` counts them).
+# - ``pg_backends(pg_conn, app_name)``: backends of PostgreSQL with that application_name.
+
+_PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/").glob(_PG_BIN_GLOB.lstrip("/")), key=lambda p: p.parent.name)
+    for candidate in reversed(found):
+        if (candidate / "initdb").exists() and (candidate / "pg_ctl").exists():
+            return candidate
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    import signal as _signal
+
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+    if signum == _signal.SIGKILL:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+class _FaultServer:
+    """Freeze, thaw and kill a server by its processes."""
+
+    frozen = False
+    killed = False
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        import signal as _signal
+
+        _signal_all(self.pids(), _signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        import signal as _signal
+
+        if self.frozen:
+            _signal_all(self.pids(), _signal.SIGCONT)
+            self.frozen = False
+
+    def kill(self) -> None:
+        import signal as _signal
+
+        pids = self.pids()
+        _signal_all(pids, _signal.SIGCONT)
+        _signal_all(pids, _signal.SIGKILL)
+        self.frozen = False
+        self.killed = True
+
+
+class PostgresInstance(_FaultServer):
+    def __init__(self, bin_dir: Path, root: Path, port: int) -> None:
+        self.bin_dir = bin_dir
+        self.root = root
+        self.data = root / "data"
+        self.port = port
+        self.dsn = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+    def _as_owner(self, *cmd: str) -> list[str]:
+        # initdb and postgres refuse to run as root: run them as the postgres user then.
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *cmd]
+        return list(cmd)
+
+    def _run(self, *cmd: str) -> None:
+        import subprocess
+
+        subprocess.run(self._as_owner(*cmd), check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.root, "postgres")
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.data), "-A", "trust",
+                  "-U", "postgres", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+                   "-c fsync=off -c log_statement=all -c log_connections=on "
+                   "-c log_disconnections=on -c log_line_prefix='%m [%p] app=%a '")
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
+                  "-l", str(self.root / "server.log"), "-w", "-t", "30", "start")
+        self.killed = False
+
+    def stop(self) -> None:
+        self.thaw()
+        if not self.killed:
+            with contextlib.suppress(Exception):
+                self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m",
+                          "immediate", "-w", "stop")
+
+    def postmaster(self) -> int | None:
+        try:
+            with open(self.data / "postmaster.pid") as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def pids(self) -> list[int]:
+        pid = self.postmaster()
+        return [] if pid is None else [pid, *_children(pid)]
+
+    def log(self) -> str:
+        return (self.root / "server.log").read_text(errors="replace")
+
+    async def backends(self, app_name: str) -> int:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn, timeout=_CHECK_TIMEOUT)
+        try:
+            return int(await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app_name))
+        finally:
+            await conn.close()
+
+
+class RedisInstance(_FaultServer):
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: Any = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                break
+            time.sleep(0.05)
+        self.killed = False
+
+    def pids(self) -> list[int]:
+        if self.process is None or self.process.poll() is not None:
+            return []
+        return [self.process.pid]
+
+    def stop(self) -> None:
+        self.thaw()
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def _port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def _fault_pg_server() -> Iterator[PostgresInstance]:
+    bin_dir = _pg_bin()
+    if bin_dir is None or not os.path.isdir("/proc"):
+        _unavailable("a PostgreSQL installation (initdb, pg_ctl)", "PATH", _PG_BIN_GLOB,
+                     FileNotFoundError("not found"))
+    import shutil
+    import tempfile
+
+    # Not under pytest's temporary directory: that is private to this user, and the server
+    # may run as the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="kflow-fault-pg-"))
+    server = PostgresInstance(bin_dir, root, _port())
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_pg(_fault_pg_server: PostgresInstance) -> Iterator[PostgresInstance]:
+    yield _fault_pg_server
+    _fault_pg_server.thaw()
+    if _fault_pg_server.killed or _fault_pg_server.postmaster() is None:
+        _fault_pg_server.start()
+
+
+@pytest.fixture(scope="session")
+def _fault_redis_server() -> Iterator[RedisInstance]:
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        _unavailable("redis-server", "PATH", "redis-server", FileNotFoundError("not found"))
+    server = RedisInstance(_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fault_redis(_fault_redis_server: RedisInstance) -> Iterator[RedisInstance]:
+    yield _fault_redis_server
+    _fault_redis_server.thaw()
+    if _fault_redis_server.killed or not _fault_redis_server.pids():
+        _fault_redis_server.start()
+
+
+class _Silent(asyncio.Protocol):
+    def __init__(self, owner: SilentServer) -> None:
+        self.owner = owner
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.owner.accepted += 1
+        self.owner.transports.append(transport)
+
+
+@dataclass
+class SilentServer:
+    """Accepts TCP connections and never sends a byte."""
+
+    port: int = 0
+    accepted: int = 0
+    transports: list[asyncio.BaseTransport] = field(default_factory=list)
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[Callable[[], Awaitable[SilentServer]]]:
+    servers: list[tuple[asyncio.Server, SilentServer]] = []
+
+    async def start() -> SilentServer:
+        state = SilentServer()
+        server = await asyncio.get_running_loop().create_server(
+            lambda: _Silent(state), "127.0.0.1", 0)
+        state.port = int(server.sockets[0].getsockname()[1])
+        servers.append((server, state))
+        return state
+
+    yield start
+    for server, state in servers:
+        server.close()
+        for transport in state.transports:
+            transport.close()
+        await server.wait_closed()
+
+
+async def pg_backends(pg_conn: Any, app_name: str) -> int:
+    """Backends of the PostgreSQL behind ``pg_conn`` whose application_name is ``app_name``."""
+    return int(await pg_conn.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app_name))

@@ -24,7 +24,7 @@ def test_build_then_run_the_module(kflowc, tmp_path):
     out = tmp_path / "out.py"
     code, _, stderr = kflowc("build", str(workflow), "-o", str(out))
     assert code == 0, stderr
-    assert f"wrote {out} (1 nodes)" in stderr
+    assert f"wrote {out} (1 node)\n" in stderr
     assert "workflow inputs: input_value" in stderr
     assert out.read_text() == (GOLDEN / "unit_testing" / "expected.py").read_text()
 

@@ -1,10 +1,11 @@
-"""The guide's "Integration Testing" example, as written apart from imports."""
+"""The guide's "Integration Testing" example, with the guide's imports (kflow's pytest plugin provides them)."""
 
 from unittest.mock import AsyncMock
 
 import pytest
-
-from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, ResourceRegistry
+from kailash.resources import ResourceRegistry
+from kailash.runtime import AsyncLocalRuntime
+from kailash.workflow import AsyncWorkflowBuilder
 
 
 @pytest.mark.asyncio

@@ -62,7 +62,11 @@ def test_inputs_jsonl(tmp_path):
     assert [json.loads(line)["status"] for line in done.stdout.splitlines()] == [
         "success", "failed"]
 
-    lines.write_text('{"input_value": 1}\nnot json\n')
+    # A bad line gets its own envelope, numbered; the other lines still run (issue 11).
+    lines.write_text('{"input_value": 1}\nnot json\n{"input_value": 2}\n')
     done = run_module("--inputs-jsonl", str(lines), cwd=tmp_path)
-    assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.startswith(f"error: {lines}:2: not valid JSON")
+    assert done.returncode == 2, done.stderr
+    envelopes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["status"] for e in envelopes] == ["success", "failed", "success"]
+    assert envelopes[1]["line"] == 2
+    assert envelopes[1]["errors"]["inputs"].startswith(f"InputError: {lines}:2: not valid JSON")

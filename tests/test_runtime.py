@@ -4,6 +4,7 @@ timeouts, error handlers, and errors pointing at the user's own lines."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -164,8 +165,10 @@ async def test_missing_connection_path_fails_the_receiving_node():
 async def test_timeout_per_node():
     builder = AsyncWorkflowBuilder("slow")
     builder.add_async_code("slow", "await asyncio.sleep(10)\nresult = 1", timeout=0.05)
+    sleeping = inspect.currentframe().f_lineno - 1  # the line the node was waiting on
     envelope = await run(builder)
-    assert envelope["errors"]["slow"] == "TimeoutError: node 'slow' timed out after 0.05s"
+    assert envelope["errors"]["slow"] == (
+        f"test_runtime.py:{sleeping}: TimeoutError: node 'slow' timed out after 0.05s")
 
 
 async def test_error_handlers():

@@ -101,9 +101,9 @@ async def run(
         close_resources=owned,
         observer=observer,
     ) as ctx:
-        await asyncio.gather(
-            chain_query_users(ctx),
-            chain_complex_query(ctx),
+        await ctx.concurrently(
+            chain_query_users,
+            chain_complex_query,
         )
     return ctx.envelope()
 

@@ -90,9 +90,9 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await asyncio.gather(
-            chain_critical_operation(ctx),
-            chain_refund(ctx),
+        await ctx.concurrently(
+            chain_critical_operation,
+            chain_refund,
         )
     return ctx.envelope()
 

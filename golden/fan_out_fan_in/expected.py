@@ -110,12 +110,12 @@ async def run(
         module_file=__file__,
         observer=observer,
     ) as ctx:
-        await asyncio.gather(
-            chain_source(ctx),
-            chain_processor_b(ctx),
-            chain_processor_c(ctx),
-            chain_monitor(ctx),
-            chain_aggregator(ctx),
+        await ctx.concurrently(
+            chain_source,
+            chain_processor_b,
+            chain_processor_c,
+            chain_monitor,
+            chain_aggregator,
         )
     return ctx.envelope()
 

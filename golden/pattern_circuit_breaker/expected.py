@@ -75,9 +75,9 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await asyncio.gather(
-            chain_charge(ctx),
-            chain_refund(ctx),
+        await ctx.concurrently(
+            chain_charge,
+            chain_refund,
         )
     return ctx.envelope()
 

@@ -146,10 +146,10 @@ async def run(
         module_file=__file__,
         observer=observer,
     ) as ctx:
-        await asyncio.gather(
-            chain_numbers(ctx),
-            chain_io_intensive(ctx),
-            chain_memory_intensive(ctx),
+        await ctx.concurrently(
+            chain_numbers,
+            chain_io_intensive,
+            chain_memory_intensive,
         )
     return ctx.envelope()
 

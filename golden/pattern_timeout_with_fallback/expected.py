@@ -101,9 +101,9 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await asyncio.gather(
-            chain_quote_live(ctx),
-            chain_rate_live(ctx),
+        await ctx.concurrently(
+            chain_quote_live,
+            chain_rate_live,
         )
     return ctx.envelope()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kflow_runtime.redact import mask
+
 
 class PatternError(Exception):
     """Base of the errors a pattern primitive raises about a whole call.
@@ -9,13 +11,15 @@ class PatternError(Exception):
     PatternError
      ├── ParallelMapError    items of parallel_map failed (continue_on_error=False)
      ├── ParallelFetchError  operations of parallel_fetch failed (continue_on_error=False)
+     ├── BatchError          a batch of batch_process failed (what came before is kept)
      └── CacheKeyError       a cache key template names a missing field (also a KeyError)
     """
 
 
 def error_message(exc: BaseException) -> str:
-    """`str(exc)`, or the class name when the exception carries no message."""
-    return str(exc) or type(exc).__name__
+    """`str(exc)`, or the class name when the exception carries no message; credentials
+    in URLs masked (`u:***@`), since these messages land in outputs and envelopes."""
+    return mask(str(exc)) or type(exc).__name__
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

@@ -3,11 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import reprlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import aclosing
 from typing import Any
 
+from kflow_runtime.run import is_cancellation
+
+from ._errors import PatternError, error_message, format_error
+
 _END: Any = object()  # queued when the stream's reader stops, for whatever reason
+_ITEMS = reprlib.Repr()  # the failed batch, shortened, in a message
+_ITEMS.maxlist, _ITEMS.maxstring, _ITEMS.maxother = 5, 40, 40
+
+
+class BatchError(PatternError):
+    """A batch failed: what was done before it is kept, not dropped.
+
+    `processed_count` and `batches` count the batches that succeeded, `results` holds their
+    outputs, `failed_batch` the index (0-based) and the items of the one that failed.
+    `partial` is all of that as one dict: the run puts it in the envelope's `partial`.
+    """
+
+    def __init__(self, message: str, *, results: list[Any], processed_count: int,
+                 batches: int, failed_batch: int, failed_items: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results
+        self.processed_count = processed_count
+        self.batches = batches
+        self.failed_batch = failed_batch
+        self.failed_items = failed_items
+        self.partial = {
+            "results": results, "processed_count": processed_count, "batches": batches,
+            "failed_batch": {"index": failed_batch, "items": failed_items},
+        }
 
 
 async def batch_process(
@@ -34,7 +63,20 @@ async def batch_process(
 
     async def run(chunk: list[Any]) -> None:
         nonlocal processed, batches
-        out = await process_batch(chunk)
+        try:
+            out = await process_batch(chunk)
+        except BaseException as exc:
+            if is_cancellation(exc):
+                raise  # the run is being cancelled; the node (not the batch) reports it
+            first = processed
+            raise BatchError(
+                f"batch {batches} (items {first}-{first + len(chunk) - 1} of the input: "
+                f"{_ITEMS.repr(chunk)}) failed: {format_error(error_message(exc), type(exc).__name__)}"
+                f"; {processed} items in {batches} earlier batches were processed (their "
+                f"results are kept: the envelope's `partial`)",
+                results=results, processed_count=processed, batches=batches,
+                failed_batch=batches, failed_items=list(chunk),
+            ) from exc
         if out is None:
             raise TypeError("process_batch returned None; it must return the batch's results list")
         results.extend(out)

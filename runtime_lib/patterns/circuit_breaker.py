@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kflow_runtime.run import is_cancellation
+
 from ._errors import error_message
 
 CLOSED = "closed"
@@ -70,12 +72,12 @@ class CircuitBreaker:
             return _failure(refusal, CircuitOpenError.__name__, self._state)
         try:
             value = await fn()
-        except Exception as exc:
-            with self._lock:
-                self._on_failure(trial)
-                state = self._state
-            return _failure(error_message(exc), type(exc).__name__, state)
-        except BaseException:
+        except BaseException as exc:
+            if not is_cancellation(exc):  # SystemExit from the code is a failure like any other
+                with self._lock:
+                    self._on_failure(trial)
+                    state = self._state
+                return _failure(error_message(exc), type(exc).__name__, state)
             if trial:
                 # Cancelled mid-trial: nothing was learnt, so the next caller may try at once.
                 with self._lock:

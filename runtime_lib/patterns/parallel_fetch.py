@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from kflow_runtime.run import is_cancellation
+
 from ._errors import PatternError, error_message, format_error
 
 
@@ -72,7 +74,11 @@ async def _settle(
     try:
         async with scope:
             return True, await operation()
-    except Exception as exc:
+    except BaseException as exc:
+        # SystemExit or a CancelledError the operation raised itself fails that operation;
+        # only a cancellation of the node (its timeout, the run) ends them all.
+        if is_cancellation(exc):
+            raise
         if isinstance(exc, TimeoutError) and scope.expired():
             return False, f"TimeoutError: operation timed out after {timeout}s"
         return False, format_error(error_message(exc), type(exc).__name__)

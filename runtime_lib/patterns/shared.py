@@ -18,6 +18,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kflow_runtime.run import is_cancellation
+
 from ._errors import error_message
 from .circuit_breaker import HALF_OPEN, CircuitBreaker, CircuitOpenError, _failure
 from .rate_limit import RateLimiter
@@ -279,7 +281,10 @@ class SharedCircuitBreaker:
     ) -> dict[str, Any]:
         try:
             value = await fn()
-        except Exception as exc:
+        except BaseException as exc:
+            if is_cancellation(exc):
+                raise
+            # SystemExit or a CancelledError the code raised itself: a failure like any other.
             state = await self._report(client, "0", token)
             return _failure(error_message(exc), type(exc).__name__, state)
         await self._report(client, "1", token)

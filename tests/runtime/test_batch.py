@@ -136,3 +136,53 @@ def test_invalid_settings_fail_at_the_call():
     for bad in ({"batch_size": 0}, {"flush_interval": 0}):
         with pytest.raises(ValueError):
             asyncio.run(batch_process(Recorder(), [1], **bad))
+
+
+# --------------------------------------------------------------------------- a failing batch
+
+
+async def test_a_failing_batch_keeps_the_accounting_of_those_before_it():
+    from kflow_runtime.patterns.batch import BatchError
+
+    async def process(chunk: list[int]) -> list[int]:
+        if 6 in chunk:
+            raise ValueError("row 6 is bad")
+        return [n * 10 for n in chunk]
+
+    with pytest.raises(BatchError) as raised:
+        await batch_process(process, list(range(10)), batch_size=3)
+    error = raised.value
+    assert str(error) == (
+        "batch 2 (items 6-8 of the input: [6, 7, 8]) failed: ValueError: row 6 is bad; 6 items in 2 "
+        "earlier batches were processed (their results are kept: the envelope's `partial`)"
+    )
+    assert isinstance(error.__cause__, ValueError)
+    assert error.partial == {
+        "results": [0, 10, 20, 30, 40, 50], "processed_count": 6, "batches": 2,
+        "failed_batch": {"index": 2, "items": [6, 7, 8]},
+    }
+
+
+async def test_a_failing_batch_in_a_workflow_leaves_its_accounting_in_the_envelope():
+    from kflow import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder
+
+    builder = AsyncWorkflowBuilder("batches")
+    builder.add_async_code("load", "result = list(range(1, 11))")
+    AsyncPatterns.batch_processor(builder, "store", """
+if 9 in items:
+    raise ConnectionError("database went away")
+batch_results = [n * n for n in items]
+""", batch_size=4)
+    builder.add_connection("load", "result", "store", "items")
+    envelope = await AsyncLocalRuntime().execute_workflow_async(builder.build(), {})
+
+    assert envelope["status"] == "failed"
+    message = envelope["errors"]["store"]
+    assert "batch 2 (items 8-9 of the input: [9, 10]) failed: ConnectionError: database went away" in message
+    assert "8 items in 2 earlier batches were processed" in message
+    # Reported at the user's own line, as before.
+    assert message.startswith("test_batch.py:"), message
+    assert envelope["partial"] == {"store": {
+        "results": [1, 4, 9, 16, 25, 36, 49, 64], "processed_count": 8, "batches": 2,
+        "failed_batch": {"index": 2, "items": [9, 10]},
+    }}
