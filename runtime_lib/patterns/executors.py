@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
+from ..redact import mask
 from ._errors import describe, item_timed_out
 
 Chunk = list[tuple[int, Any]]
@@ -98,7 +99,7 @@ def _current_task() -> asyncio.Task[Any] | None:
 def describe_item_error(exc: BaseException) -> tuple[str, str]:
     """`describe(exc)`, said plainly for the BaseExceptions an item can fail with."""
     if isinstance(exc, SystemExit):
-        code = "" if exc.code is None else repr(exc.code)
+        code = "" if exc.code is None else mask(repr(exc.code))
         return f"sys.exit({code}) inside the item", "SystemExit"
     if isinstance(exc, asyncio.CancelledError):
         return "CancelledError raised inside the item (nothing cancelled the map)", type(

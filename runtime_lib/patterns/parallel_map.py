@@ -239,14 +239,12 @@ class _Run:
         # outputs so far). The item in flight is items[len(outputs)].
         self.active: dict[int, tuple[int, int, list[Any], list[Any]]] = {}
         # Until workers compete for items, each takes contiguous blocks of doubling size
-        # (`size`), and `after` is where the feed stood after its take; then lanes.
+        # (`size`), and `after` is where the feed stood after its take; then lanes, unless
+        # on_batch wants each finished stretch as it ends (then blocks of one item).
         self.dealing = False
         self.size: dict[int, int] = {}
         self.after: dict[int, int] = {}
-        # Only when on_batch is set: the span each worker's run belongs to, and for each open
-        # span (by its first index) [started, runs not done yet, size, last end].
-        self.run_span: dict[int, int] = {}
-        self.spans: dict[int, list[Any]] = {}
+        self.block_started: dict[int, float] = {}  # by worker, only when on_batch is set
 
     # --- the workers on the event loop -------------------------------------------------------
     #
@@ -255,8 +253,9 @@ class _Run:
     # loop is a hand-written pool's loop (the two loops below differ only in the deadline,
     # kept out of the other's way for the same reason). Runs are contiguous blocks that double
     # in size while one worker meets the items alone (they never suspend), and lanes of the
-    # feed once workers compete (they suspend). Once the input is dry, idle workers steal the
-    # unstarted second half of the longest run.
+    # feed once workers compete (they suspend); with on_batch, blocks of one item then, so
+    # that each finished item is reported as it ends (checkpoints store them). Once the input
+    # is dry, idle workers steal the unstarted second half of the longest run.
 
     async def work(self, fn: Callable[[Any], Any]) -> None:
         me = id(asyncio.current_task())
@@ -299,52 +298,38 @@ class _Run:
         feed = self.feed
         if self.dealing:
             taken = feed.lane()
-            span, parts = feed.base + feed.lo, feed.count
         else:
             block = feed.take(self.size.get(me, 1))
             taken = None if block is None else (block[0], 1, block[1])
-            span, parts = feed.base + feed.lo, 1
             self.after[me] = feed.base + feed.pos
-        if taken is not None:
-            if self.total is None and len(self.results) < (end := feed.base + feed.hi):
-                self.results.extend([_PENDING] * (end - len(self.results)))
-        else:
-            taken, span = self._steal()
+        if taken is None:
+            taken = self._steal()
             if taken is None:
                 return None
-            parts = 0
+        elif self.total is None and len(self.results) < (end := feed.base + feed.hi):
+            self.results.extend([_PENDING] * (end - len(self.results)))
         first, stride, run = taken
         out: list[Any] = []
         self.active[me] = (first, stride, run, out)
         if self.on_batch is not None:
-            self._run_opened(me, span, parts)
+            self.block_started[me] = time.perf_counter()
         return first, stride, run, out
 
-    def _steal(self) -> tuple[tuple[int, int, list[Any]] | None, int]:
-        """The unstarted second half of the longest run (its owner awaits an earlier item),
-        and the span it belongs to."""
-        victim = None
+    def _steal(self) -> tuple[int, int, list[Any]] | None:
+        """The unstarted second half of the longest run (its owner awaits an earlier item)."""
+        best = None
         most = 0
-        for owner, (_, _, run, out) in self.active.items():
+        for first, stride, run, out in self.active.values():
             spare = len(run) - len(out) - 1  # items after the owner's in-flight one
             if spare > most:
-                victim, most = owner, spare
-        if victim is None:
-            return None, 0
-        first, stride, run, _ = self.active[victim]
+                best, most = (first, stride, run), spare
+        if best is None:
+            return None
+        first, stride, run = best
         cut = len(run) - (most + 1) // 2
         stolen = run[cut:]
         del run[cut:]  # the owner's loop over `run` simply ends sooner
-        return (first + cut * stride, stride, stolen), self.run_span.get(victim, 0)
-
-    def _run_opened(self, me: int, span: int, parts: int) -> None:
-        """Note the span of a new run: `parts` runs to wait for if the span is new (0: stolen,
-        one more part of an open span)."""
-        self.run_span[me] = span
-        if not parts:
-            self.spans[span][1] += 1
-        elif span not in self.spans:
-            self.spans[span] = [time.perf_counter(), parts, self.feed.hi - self.feed.lo, 0.0]
+        return first + cut * stride, stride, stolen
 
     def finish(self, me: int) -> None:
         """Store worker `me`'s run outputs into their slots."""
@@ -355,23 +340,14 @@ class _Run:
             feed = self.feed
             if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
                 self.size[me] = min(2 * self.size.get(me, 1), _MAX_BLOCK)
-            else:
+            elif self.on_batch is None:
                 self.dealing = True
-        if self.on_batch is not None:
-            self._run_done(me)
+            else:
+                self.size[me] = 1
+        if self.on_batch is not None:  # never set while dealing: runs are contiguous
+            self.on_batch(self.block_started.pop(me), time.perf_counter(), first, len(out))
         if self.progress is not None:
             self.progress(self.done, self.total)
-
-    def _run_done(self, me: int) -> None:
-        """Report a span to on_batch once all its runs (stolen parts too) are done."""
-        span = self.run_span.pop(me)
-        record = self.spans[span]
-        record[1] -= 1
-        record[3] = time.perf_counter()
-        if record[1] == 0:
-            del self.spans[span]
-            assert self.on_batch is not None
-            self.on_batch(record[0], record[3], span, record[2])
 
     def item_raised(self, index: int, out: list[Any], item: Any, exc: BaseException) -> None:
         """`exc` came out of the item at `index`: fail it, or let the map stop."""

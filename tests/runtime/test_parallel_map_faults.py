@@ -86,6 +86,16 @@ def test_sys_exit_inside_a_thread_item_fails_that_item():
     assert "4" in record["error"]
 
 
+def test_sys_exit_message_masks_credentials():
+    async def process_item(item: int) -> int:
+        sys.exit("cannot reach postgresql://app:s3cret@db/orders")
+
+    out = asyncio.run(parallel_map(process_item, [1], continue_on_error=True))
+    assert out["errors"][0]["error"] == (
+        "sys.exit('cannot reach postgresql://app:***@db/orders') inside the item"
+    )
+
+
 def test_base_exception_without_continue_on_error_fails_the_map_with_a_summary():
     async def process_item(item: int) -> int:
         if item == 0:
