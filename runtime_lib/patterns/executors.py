@@ -27,10 +27,12 @@ import asyncio
 import inspect
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
+from ..redact import mask
 from ._errors import describe, item_timed_out
 
 Chunk = list[tuple[int, Any]]
@@ -71,23 +73,64 @@ def is_async_callable(fn: object) -> bool:
     return callable(fn) and inspect.iscoroutinefunction(fn.__call__)
 
 
+def fails_the_item(exc: BaseException) -> bool:
+    """True if `exc`, raised out of an item's code, fails that item; False if it stops the map.
+
+    Only a cancellation of the map's task from outside, Ctrl-C's KeyboardInterrupt and
+    GeneratorExit (a coroutine being closed) stop the map. A CancelledError the item's code
+    raised itself (nothing cancelled the task), SystemExit (`sys.exit()` in an item) and any
+    other BaseException fail the item like an Exception would.
+    """
+    if isinstance(exc, Exception):
+        return True
+    if isinstance(exc, asyncio.CancelledError):
+        task = _current_task()
+        return task is None or task.cancelling() == 0
+    return not isinstance(exc, (KeyboardInterrupt, GeneratorExit))
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: a sync item in a process worker
+        return None
+
+
+def describe_item_error(exc: BaseException) -> tuple[str, str]:
+    """`describe(exc)`, said plainly for the BaseExceptions an item can fail with."""
+    if isinstance(exc, SystemExit):
+        code = "" if exc.code is None else mask(repr(exc.code))
+        return f"sys.exit({code}) inside the item", "SystemExit"
+    if isinstance(exc, asyncio.CancelledError):
+        return "CancelledError raised inside the item (nothing cancelled the map)", type(
+            exc
+        ).__name__
+    return describe(exc)
+
+
+async def _settle(index: int, pending: Awaitable[Any], timeout: float | None) -> Outcome:
+    """Await one item under its own timeout and answer its outcome.
+
+    Raises only what stops the map (see `fails_the_item`).
+    """
+    scope = asyncio.timeout(timeout)  # None: no deadline
+    try:
+        async with scope:
+            value = await pending
+    except BaseException as exc:
+        if isinstance(exc, TimeoutError) and scope.expired():
+            exc = item_timed_out(timeout)
+        elif not fails_the_item(exc):
+            raise
+        return index, False, describe_item_error(exc)
+    return index, True, value
+
+
 async def _run_items(
     call: Callable[[Any], Awaitable[Any]], chunk: Chunk, timeout: float | None
 ) -> list[Outcome]:
     """Await `call(item)` for each item in turn, each under its own timeout."""
-    outcomes: list[Outcome] = []
-    for index, item in chunk:
-        scope = asyncio.timeout(timeout)  # None: no deadline
-        try:
-            async with scope:
-                value = await call(item)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError) and scope.expired():
-                exc = item_timed_out(timeout)
-            outcomes.append((index, False, describe(exc)))
-        else:
-            outcomes.append((index, True, value))
-    return outcomes
+    return [await _settle(index, call(item), timeout) for index, item in chunk]
 
 
 class AsyncExecutor:
@@ -119,7 +162,9 @@ class ThreadExecutor:
     """Sync functions in a thread pool of `max_workers` threads, so the loop never blocks.
 
     A timed-out item is recorded as failed at once, but its thread runs until the function
-    returns (threads cannot be interrupted); the pool's size still bounds how many run.
+    returns (threads cannot be interrupted), and stays busy: the next item waits for a free
+    thread, and its timeout starts when it does. Cancelling the map waits for the items still
+    running in threads, each up to its own timeout.
     """
 
     def chunk_size(self, total: int | None, max_workers: int) -> int:
@@ -138,22 +183,63 @@ class ThreadExecutor:
                 "executor 'thread' runs a sync process_item; this one is a coroutine function "
                 "(use executor='async')"
             )
-        from concurrent.futures import ThreadPoolExecutor
-
-        loop = asyncio.get_running_loop()
-        pool = ThreadPoolExecutor(max_workers, thread_name_prefix="kflow-parallel-map")
-
-        def call(item: Any) -> Awaitable[Any]:
-            return loop.run_in_executor(pool, process_item, item)
-
-        async def run_chunk(chunk: Chunk) -> list[Outcome]:
-            return await _run_items(call, chunk, timeout_per_item)
-
+        threads = _Threads(process_item, max_workers, timeout_per_item)
         try:
-            yield run_chunk
+            yield threads.run_chunk
         finally:
             # wait=False: a thread still running a timed-out item must not block the loop.
-            pool.shutdown(wait=False, cancel_futures=True)
+            threads.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Threads:
+    """One map's threads. An item goes to a thread only when one is free, never to the pool's
+    queue, where its timeout would run out while it waits behind timed-out items."""
+
+    def __init__(self, fn: Callable[[Any], Any], max_workers: int, timeout: float | None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.fn = fn
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.pool = ThreadPoolExecutor(max_workers, thread_name_prefix="kflow-parallel-map")
+        self.free = asyncio.Semaphore(max_workers)  # threads not running an item
+
+    async def run_chunk(self, chunk: Chunk) -> list[Outcome]:
+        return [await self.run(index, item) for index, item in chunk]
+
+    async def run(self, index: int, item: Any) -> Outcome:
+        await self.free.acquire()
+        started = time.monotonic()
+        future = self.pool.submit(self.fn, item)
+        try:
+            return await _settle(index, asyncio.wrap_future(future), self.timeout)
+        except BaseException:  # the map is stopping: let the item in the thread end first
+            await self._wait_for(future, started)
+            raise
+        finally:
+            if future.done():
+                self.free.release()
+            else:  # timed out: the thread is free once the function returns
+                future.add_done_callback(self._release_from_thread)
+
+    async def _wait_for(self, future: Any, started: float) -> None:
+        """Wait until the item `future` runs has ended, or its timeout has passed."""
+        if future.done():
+            return
+        remaining = None if self.timeout is None else started + self.timeout - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        waiter = asyncio.wrap_future(future)
+        try:
+            await asyncio.wait([waiter], timeout=remaining)
+        finally:
+            waiter.cancel()  # never answers into a loop that may be closed by then
+
+    def _release_from_thread(self, _future: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.free.release)
+        except RuntimeError:  # the loop has closed: nobody waits for this thread any more
+            pass
 
 
 class ProcessExecutor:
@@ -193,16 +279,13 @@ class ProcessExecutor:
                 pool, run_chunk_sync, process_item, chunk, timeout_per_item
             )
 
-        finished = False
         try:
             yield run_chunk
-            finished = True
         finally:
-            if finished:
-                # Reap the workers, off the loop's thread.
-                await asyncio.to_thread(pool.shutdown)
-            else:
-                pool.shutdown(wait=False, cancel_futures=True)
+            # Off the loop's thread: reap the workers. After a failure or a cancellation the
+            # chunks not started are dropped, and the ones running end (each sync item within
+            # its timeout) before the map raises.
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 def _reset_sigint() -> None:
@@ -227,8 +310,10 @@ def run_chunk_sync(
     for index, item in chunk:
         try:
             value = _call_with_alarm(process_item, item, timeout_per_item)
-        except Exception as exc:
-            outcomes.append((index, False, describe(exc)))
+        except BaseException as exc:
+            if not fails_the_item(exc):
+                raise
+            outcomes.append((index, False, describe_item_error(exc)))
         else:
             outcomes.append((index, True, value))
     return outcomes

@@ -1,8 +1,8 @@
 """parallel_map: apply `process_item` to every item with at most `max_workers` in flight.
 
-A fixed pool of worker tasks pulls items from one shared iterator, so tasks and memory stay
+A fixed pool of worker tasks takes items from one shared feed, so tasks and memory stay
 O(max_workers) whatever the number of items, and `items` is read lazily. How the workers on the
-event loop keep per-item cost near a hand-written pool is told in docs/patterns-runtime.md.
+event loop keep per-item cost at a hand-written pool's is told in docs/patterns-runtime.md.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from ..observe import map_hooks
 from ._errors import PatternError, describe, format_error, item_timed_out
 from .executors import (
     AsyncExecutor,
-    Chunk,
     Executor,
     ThreadExecutor,
+    describe_item_error,
+    fails_the_item,
     is_async_callable,
     resolve_executor,
 )
@@ -30,11 +31,16 @@ OnBatch = Callable[[float, float, int, int], object]
 # Marks a result slot whose item failed or never ran; private, so no user value is it.
 _PENDING: Any = object()
 
-# Most items a worker reads ahead while nobody else is waiting for items (see _Run.take).
-# A list's slice only copies pointers; 4096 measured fastest of 256 to 16384 (bench/). Other
-# iterables are read item by item, so they get less.
-_MAX_BLOCK_LIST = 4096
-_MAX_BLOCK_OTHER = 256
+# Items a worker takes at a time (see _Run): contiguous blocks grow up to _MAX_BLOCK. Lanes
+# are dealt from spans of _SPAN items (at least _MIN_LANE per lane): small enough that a span
+# stays in the CPU's L2 cache between its copy and its use, large enough to pay a lane's
+# bookkeeping once per many items (docs/patterns-runtime.md).
+_MAX_BLOCK = 4096
+_SPAN = 4096
+_MIN_LANE = 16
+# Input that is not a list, given without batch_size, is read this many items per worker at a
+# time (at least 256, at most 8192), so read-ahead stays O(max_workers).
+_READ_AHEAD_PER_WORKER = 32
 
 
 class ParallelMapError(PatternError):
@@ -64,32 +70,45 @@ async def parallel_map(
     """Run `process_item` over `items`; return `{"results", "errors", "statistics"}`.
 
     `results` are the successful outputs in input order; `errors` one record
-    `{"index", "item", "error", "error_type"}` per failed item, in index order. Without
-    `continue_on_error`, the first failure stops new items from starting, the ones in flight
-    finish, and ParallelMapError is raised. `progress(done, total)` is called as items finish
-    (`total` None for an iterable without a length); `on_batch(started, ended, first_index,
-    size)` as each batch of items is done (perf_counter times). Left out, both come from
-    the observer of the run this map is part of, if it has one (kflow_runtime.observe).
+    `{"index", "item", "error", "error_type"}` per failed item, in index order. Up to
+    `max_workers` items run at once; `batch_size` only sets how many items are read from
+    `items` at a time, never how many run. Without `continue_on_error`, the first failure stops
+    new items from starting, the ones in flight finish, and ParallelMapError is raised.
+    `progress(done, total)` is called as items finish (`total` None for an iterable without a
+    length); `on_batch(started, ended, first_index, size)` as each contiguous stretch of items
+    is done (perf_counter times). Left out, both come from the observer of the run this map is part
+    of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
     if progress is None and on_batch is None:
         progress, on_batch = map_hooks()
     runner = resolve_executor(executor)  # $KFLOW_DASK_SCHEDULER overrides `executor`
     total = len(items) if isinstance(items, Sized) else None
-    run = _Run(items, total, stop_on_error=not continue_on_error, progress=progress,
-               on_batch=on_batch)
     started = time.perf_counter()
 
     if isinstance(runner, AsyncExecutor) and is_async_callable(process_item):
+        workers = _worker_count(max_workers, total, 1)
+        read_ahead = min(max(_READ_AHEAD_PER_WORKER * workers, 256), 8192)
+        feed = _Feed(items, batch_size, read_ahead, lanes=workers)
+        run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
+                   on_batch=on_batch)
         if timeout_per_item is None:
-            worker = lambda: run.work(process_item, batch_size)  # noqa: E731
+            worker = lambda: run.work(process_item)  # noqa: E731
         else:
-            worker = lambda: run.work_with_deadline(process_item, batch_size, timeout_per_item)  # noqa: E731
-        await _run_workers(worker, _worker_count(max_workers, total, batch_size or 1))
+            worker = lambda: run.work_with_deadline(process_item, timeout_per_item)  # noqa: E731
+        await _run_workers(worker, workers)
+        chunks = feed.batches if batch_size else run.done
     else:
         if isinstance(runner, AsyncExecutor):
             runner = ThreadExecutor()  # a sync process_item must never block the loop
-        chunk_size = batch_size or runner.chunk_size(total, max_workers)
+        # batch_size may make chunks smaller, never larger: a chunk runs its items one after
+        # another, so larger chunks would mean fewer items in flight.
+        chunk_size = runner.chunk_size(total, max_workers)
+        if batch_size:
+            chunk_size = min(chunk_size, batch_size)
+        feed = _Feed(items, batch_size, chunk_size)
+        run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
+                   on_batch=on_batch)
         session = runner.session(
             process_item, max_workers=max_workers, timeout_per_item=timeout_per_item
         )
@@ -101,6 +120,7 @@ async def parallel_map(
                 lambda: run.work_in_chunks(run_chunk, chunk_size),
                 _worker_count(slots, total, chunk_size),
             )
+        chunks = feed.batches if batch_size else run.chunks
 
     duration = time.perf_counter() - started
     results, errors = run.outcome()
@@ -112,29 +132,98 @@ async def parallel_map(
         "duration": duration,
         "items_per_second": done / duration if duration > 0 else 0.0,
         "max_workers": max_workers,
-        "batches": run.chunks,
+        "batches": chunks,
     }
     if errors and not continue_on_error:
         raise ParallelMapError(_summary(errors, statistics["total"], done), errors, statistics)
     return {"results": results, "errors": errors, "statistics": statistics}
 
 
+class _Feed:
+    """Hands out the input in input order, reading it a batch at a time.
+
+    A list given without batch_size is read in place. Anything else is read `batch` items at
+    a time (`batch_size`, else `read_ahead`); the next batch is read once every item of the
+    current one has been handed out. Executors take contiguous chunks (`take`); the workers
+    on the loop take *lanes* (`lane`).
+    """
+
+    def __init__(
+        self, items: Iterable[Any], batch_size: int | None, read_ahead: int, *, lanes: int = 1
+    ) -> None:
+        self.lanes = max(1, lanes)
+        self.base = 0  # input index of buffer[0]
+        self.pos = 0  # next item of the buffer to hand out
+        self.batches = 0  # batches read from the input
+        self.source: Iterator[Any] | None
+        if type(items) is list and batch_size is None:
+            self.buffer: list[Any] = items
+            self.source = None
+        else:
+            self.buffer = []
+            self.source = iter(items)
+            self.batch = batch_size or read_ahead
+        # The span of the buffer being cut into lanes: [lo, hi), `count` lanes, `next` of them
+        # handed out.
+        self.lo = self.hi = self.count = self.next = 0
+
+    def take(self, size: int) -> tuple[int, list[Any]] | None:
+        """Up to `size` next items as (index of the first, items); None once the input is dry."""
+        if not self._reserve(size):
+            return None
+        return self.base + self.lo, self.buffer[self.lo : self.hi]
+
+    def lane(self) -> tuple[int, int, list[Any]] | None:
+        """The next lane as (index of its first item, stride, items); None once dry.
+
+        The next span of items is dealt round-robin into `lanes` lanes: lane k holds items
+        k, k + lanes, k + 2 * lanes ... of the span. Workers that
+        each take a lane and await its items one by one thus start items in input order,
+        while everything done per lane is paid once per lane, not once per item.
+        """
+        if self.next == self.count:
+            if not self._reserve(max(_SPAN, self.lanes * _MIN_LANE)):
+                return None
+            self.count = min(self.lanes, self.hi - self.lo)
+            self.next = 0
+        k = self.next
+        self.next = k + 1
+        return self.base + self.lo + k, self.count, self.buffer[self.lo + k : self.hi : self.count]
+
+    def _reserve(self, size: int) -> bool:
+        """Mark the next up to `size` items of the buffer as [lo, hi); False once dry."""
+        if self.pos >= len(self.buffer) and not self._refill():
+            return False
+        self.lo = self.pos
+        self.hi = self.pos = min(len(self.buffer), self.pos + size)
+        return True
+
+    def _refill(self) -> bool:
+        if self.source is None:
+            return False
+        self.base += len(self.buffer)
+        self.buffer = list(islice(self.source, self.batch))
+        self.pos = 0
+        if not self.buffer:
+            self.source = None
+            return False
+        self.batches += 1
+        return True
+
+
 class _Run:
-    """What the workers of one parallel_map call share: the source, result slots, errors."""
+    """What the workers of one parallel_map call share: the feed, result slots, errors."""
 
     def __init__(
         self,
-        items: Iterable[Any],
+        feed: _Feed,
         total: int | None,
         *,
         stop_on_error: bool,
         progress: Progress | None,
         on_batch: OnBatch | None = None,
     ) -> None:
-        self.source: Iterator[Any] = iter(items)
-        # A list is read by slicing; its slices are lists, which stealing and stopping cut.
-        self.items_list = items if type(items) is list else None
-        self.max_block = _MAX_BLOCK_LIST if self.items_list is not None else _MAX_BLOCK_OTHER
+        self.feed = feed
         self.total = total
         # One slot per item, filled by index: input order without sorting. Sized input gets
         # all its slots at once; other input grows them as items are read.
@@ -143,133 +232,159 @@ class _Run:
         self.stop_on_error = stop_on_error
         self.progress = progress
         self.on_batch = on_batch
-        self.block_started: dict[int, float] = {}  # by worker, only when on_batch is set
         self.stopped = False
-        self.taken = 0  # items read from the source so far
-        self.done = 0  # items finished, for progress
-        self.chunks = 0  # chunks handed to workers; an item fed on its own counts as one
-        # Blocks being worked on, by worker: (start index, block, outputs so far).
-        self.active: dict[int, tuple[int, list[Any], list[Any]]] = {}
+        self.done = 0  # items finished
+        self.chunks = 0  # chunks handed to an executor
+        # Runs of items being worked on, by worker: (index of the first item, stride, items,
+        # outputs so far). The item in flight is items[len(outputs)].
+        self.active: dict[int, tuple[int, int, list[Any], list[Any]]] = {}
+        # Until workers compete for items, each takes contiguous blocks of doubling size
+        # (`size`), and `after` is where the feed stood after its take; then lanes, unless
+        # on_batch wants each finished stretch as it ends (then blocks of one item).
+        self.dealing = False
+        self.size: dict[int, int] = {}
+        self.after: dict[int, int] = {}
+        self.block_started: dict[int, float] = {}  # by worker, only when on_batch is set
 
     # --- the workers on the event loop -------------------------------------------------------
     #
-    # A worker takes a *block* of items, awaits them one by one and stores the outputs as one
-    # slice; every per-block decision lives in take/finish, so the per-item loop does no more
-    # than a hand-written pool (the two loops below differ only in the deadline, kept out of
-    # the other's way for the same reason). Without batch_size the block grows 1, 2, 4 ... only
-    # while no other worker takes items meanwhile, that is while nobody waits for work; once
-    # the source is dry, idle workers steal the unstarted tail of busy workers' blocks.
+    # A worker takes a *run* of items (take), awaits them one by one and stores the outputs
+    # with one slice assignment; every per-run decision lives in take/finish, so the per-item
+    # loop is a hand-written pool's loop (the two loops below differ only in the deadline,
+    # kept out of the other's way for the same reason). Runs are contiguous blocks that double
+    # in size while one worker meets the items alone (they never suspend), and lanes of the
+    # feed once workers compete (they suspend); with on_batch, blocks of one item then, so
+    # that each finished item is reported as it ends (checkpoints store them). Once the input
+    # is dry, idle workers steal the unstarted second half of the longest run.
 
-    async def work(self, fn: Callable[[Any], Any], batch_size: int | None) -> None:
-        size = batch_size or 1
+    async def work(self, fn: Callable[[Any], Any]) -> None:
         me = id(asyncio.current_task())
-        while (block_info := self.take(me, size, batch_size is None)) is not None:
-            start, block, out = block_info
-            for item in block:
+        while (taken := self.take(me)) is not None:
+            first, stride, run, out = taken
+            for item in run:
                 try:
                     out.append(await fn(item))
-                except Exception as exc:
-                    self.fail(start, out, item, exc)
-            size = self.finish(me, size, batch_size is None)
+                except BaseException as exc:
+                    self.item_raised(first + len(out) * stride, out, item, exc)
+            self.finish(me)
 
-    async def work_with_deadline(
-        self, fn: Callable[[Any], Any], batch_size: int | None, timeout: float
-    ) -> None:
-        size = batch_size or 1
+    async def work_with_deadline(self, fn: Callable[[Any], Any], timeout: float) -> None:
         me = id(asyncio.current_task())
         deadline = _Deadline(timeout)
         clock = time.monotonic
         try:
-            while (block_info := self.take(me, size, batch_size is None)) is not None:
-                start, block, out = block_info
-                for item in block:
+            while (taken := self.take(me)) is not None:
+                first, stride, run, out = taken
+                for item in run:
                     deadline.when = clock() + timeout
                     try:
                         out.append(await fn(item))
-                    except asyncio.CancelledError:
-                        if not deadline.expired_here():
-                            raise
-                        self.fail(start, out, item, item_timed_out(timeout))
-                    except Exception as exc:
-                        self.fail(start, out, item, exc)
-                size = self.finish(me, size, batch_size is None)
+                    except asyncio.CancelledError as exc:
+                        index = first + len(out) * stride
+                        if deadline.expired_here():
+                            self.fail(index, out, item, item_timed_out(timeout))
+                        else:
+                            self.item_raised(index, out, item, exc)
+                    except BaseException as exc:
+                        self.item_raised(first + len(out) * stride, out, item, exc)
+                self.finish(me)
         finally:
             deadline.close()
 
-    def take(self, me: int, size: int, adaptive: bool) -> tuple[int, list[Any], list[Any]] | None:
-        """The next block for worker `me`: (start index, items, empty output list)."""
+    def take(self, me: int) -> tuple[int, int, list[Any], list[Any]] | None:
+        """The next run for worker `me`: (first index, stride, items, empty output list)."""
         if self.stopped:
             return None
-        if self.items_list is not None:
-            block = self.items_list[self.taken : self.taken + size]  # cheaper than islice
+        feed = self.feed
+        if self.dealing:
+            taken = feed.lane()
         else:
-            block = list(islice(self.source, size))
-        if block:
-            start = self.taken
-            self.taken += len(block)
-            if not adaptive:
-                self.chunks += 1
-            if self.total is None:
-                self.results.extend([_PENDING] * len(block))
-        elif adaptive and (stolen := self._steal()) is not None:
-            start, block = stolen
-        else:
-            return None
+            block = feed.take(self.size.get(me, 1))
+            taken = None if block is None else (block[0], 1, block[1])
+            self.after[me] = feed.base + feed.pos
+        if taken is None:
+            taken = self._steal()
+            if taken is None:
+                return None
+        elif self.total is None and len(self.results) < (end := feed.base + feed.hi):
+            self.results.extend([_PENDING] * (end - len(self.results)))
+        first, stride, run = taken
         out: list[Any] = []
-        self.active[me] = (start, block, out)
+        self.active[me] = (first, stride, run, out)
         if self.on_batch is not None:
             self.block_started[me] = time.perf_counter()
-        return start, block, out
+        return first, stride, run, out
 
-    def _steal(self) -> tuple[int, list[Any]] | None:
-        """The last unstarted item of the busiest block (its owner awaits an earlier one)."""
+    def _steal(self) -> tuple[int, int, list[Any]] | None:
+        """The unstarted second half of the longest run (its owner awaits an earlier item)."""
         best = None
         most = 0
-        for start, block, out in self.active.values():
-            spare = len(block) - len(out) - 1  # items after the owner's in-flight one
+        for first, stride, run, out in self.active.values():
+            spare = len(run) - len(out) - 1  # items after the owner's in-flight one
             if spare > most:
-                best, most = (start, block), spare
+                best, most = (first, stride, run), spare
         if best is None:
             return None
-        start, block = best
-        item = block.pop()  # the owner's loop over `block` simply ends one item sooner
-        return start + len(block), [item]
+        first, stride, run = best
+        cut = len(run) - (most + 1) // 2
+        stolen = run[cut:]
+        del run[cut:]  # the owner's loop over `run` simply ends sooner
+        return first + cut * stride, stride, stolen
 
-    def finish(self, me: int, size: int, adaptive: bool) -> int:
-        """Store worker `me`'s block outputs; return its next block size."""
-        start, block, out = self.active.pop(me)
-        self.results[start : start + len(out)] = out
-        if self.on_batch is not None:
-            self.on_batch(self.block_started.pop(me), time.perf_counter(), start, len(out))
+    def finish(self, me: int) -> None:
+        """Store worker `me`'s run outputs into their slots."""
+        first, stride, _, out = self.active.pop(me)
+        self.results[first : first + len(out) * stride : stride] = out
+        self.done += len(out)
+        if not self.dealing:
+            feed = self.feed
+            if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
+                self.size[me] = min(2 * self.size.get(me, 1), _MAX_BLOCK)
+            elif self.on_batch is None:
+                self.dealing = True
+            else:
+                self.size[me] = 1
+        if self.on_batch is not None:  # never set while dealing: runs are contiguous
+            self.on_batch(self.block_started.pop(me), time.perf_counter(), first, len(out))
         if self.progress is not None:
-            self.done += len(out)
             self.progress(self.done, self.total)
-        if not adaptive:
-            return size
-        self.chunks += len(out)  # read-ahead is not batching: each item was fed on its own
-        # Grow only if no other worker read from the source while this block ran.
-        return min(size * 2, self.max_block) if self.taken == start + len(block) else 1
 
-    def fail(self, start: int, out: list[Any], item: Any, exc: BaseException) -> None:
-        """Record the failure of the item at `start + len(out)` and leave its slot empty."""
-        self.errors.append(_record(start + len(out), item, *describe(exc)))
+    def item_raised(self, index: int, out: list[Any], item: Any, exc: BaseException) -> None:
+        """`exc` came out of the item at `index`: fail it, or let the map stop."""
+        if fails_the_item(exc):
+            self.fail(index, out, item, exc)
+        elif isinstance(exc, asyncio.CancelledError):
+            raise exc
+        else:  # Ctrl-C: the map stops its other workers before it raises this
+            raise _Interrupted(exc) from exc
+
+    def fail(self, index: int, out: list[Any], item: Any, exc: BaseException) -> None:
+        """Record the failure of the item at `index` and leave its slot empty."""
+        self.errors.append(_record(index, item, *describe_item_error(exc)))
         if self.stop_on_error and not self.stopped:
             self.stopped = True
-            # No new item starts: cut every block after its in-flight item (this one's too).
-            for _, block, done in self.active.values():
-                del block[len(done) + 1 :]
+            # No new item starts: cut every run after its in-flight item (this one's too).
+            for _, _, run, done in self.active.values():
+                del run[len(done) + 1 :]
         out.append(_PENDING)
 
     # --- workers handing chunks to an executor ----------------------------------------------
 
-    async def work_in_chunks(self, run_chunk: Callable[[Chunk], Any], chunk_size: int) -> None:
-        numbered = self._numbered()
-        while not self.stopped and (chunk := list(islice(numbered, chunk_size))):
+    async def work_in_chunks(self, run_chunk: Callable[[Any], Any], chunk_size: int) -> None:
+        while not self.stopped and (taken := self.feed.take(chunk_size)) is not None:
+            start, items = taken
+            if self.total is None:
+                self.results.extend([_PENDING] * len(items))
+            chunk = list(enumerate(items, start))
             self.chunks += 1
             chunk_started = time.perf_counter()
             try:
                 outcomes = await run_chunk(chunk)
-            except Exception as exc:
+            except BaseException as exc:
+                if not fails_the_item(exc):
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    raise _Interrupted(exc) from exc
                 # The engine failed (a broken pool, an unpicklable value): every item of the
                 # chunk is accounted for as failed with that error.
                 outcomes = [(index, False, describe(exc)) for index, _ in chunk]
@@ -277,28 +392,18 @@ class _Run:
                 raise RuntimeError(
                     f"executor answered {len(outcomes)} outcomes for a chunk of {len(chunk)}"
                 )
-            items_by_index = dict(chunk)
             for index, ok, value in outcomes:
                 if ok:
                     self.results[index] = value
                 else:
-                    self.errors.append(_record(index, items_by_index[index], *value))
+                    self.errors.append(_record(index, items[index - start], *value))
                     if self.stop_on_error:
                         self.stopped = True
+            self.done += len(chunk)
             if self.on_batch is not None:
-                self.on_batch(chunk_started, time.perf_counter(), chunk[0][0], len(chunk))
+                self.on_batch(chunk_started, time.perf_counter(), start, len(chunk))
             if self.progress is not None:
-                self.done += len(chunk)
                 self.progress(self.done, self.total)
-
-    def _numbered(self) -> Iterator[tuple[int, Any]]:
-        # Shared by the chunk workers; grows the result slots of unsized input as it reads.
-        for item in self.source:
-            index = self.taken
-            self.taken += 1
-            if self.total is None:
-                self.results.append(_PENDING)
-            yield index, item
 
     # --- the answer -------------------------------------------------------------------------
 
@@ -309,6 +414,10 @@ class _Run:
             # Nothing failed, so nothing stopped early: every slot is filled. No copy.
             return self.results, self.errors
         return [value for value in self.results if value is not _PENDING], self.errors
+
+
+class _Interrupted(Exception):
+    """Carries a KeyboardInterrupt out of a worker, so the map stops the others first."""
 
 
 class _Deadline:
@@ -361,14 +470,16 @@ class _Deadline:
 
 
 async def _run_workers(worker: Callable[[], Any], count: int) -> None:
-    """Run `count` worker tasks; if one fails or we are cancelled, stop them all."""
+    """Run `count` worker tasks; if one fails or we are cancelled, stop them all first."""
     tasks = [asyncio.create_task(worker()) for _ in range(count)]
     try:
         await asyncio.gather(*tasks)
-    except BaseException:
+    except BaseException as exc:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if isinstance(exc, _Interrupted):
+            raise exc.__cause__ from None  # type: ignore[misc]
         raise
 
 

@@ -265,21 +265,64 @@ async def test_an_error_from_the_items_iterable_itself_propagates():
         await parallel_map(process_item, broken(), max_workers=3)
 
 
-async def test_batch_size_hands_each_worker_whole_chunks():
-    worker_of: dict[int, int] = {}
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no-timeout", "timeout"])
+async def test_batch_size_never_cuts_concurrency(timeout):
+    # The guide's "I/O-intensive tasks": max_workers=50, batch_size=100, on 200 items.
+    counter = InFlight()
 
     async def process_item(item: int) -> int:
-        worker_of[item] = id(asyncio.current_task())
+        counter.enter()
+        await asyncio.sleep(0)
+        counter.leave()
+        return item
+
+    out = await parallel_map(
+        process_item, list(range(200)), max_workers=50, batch_size=100, timeout_per_item=timeout
+    )
+    assert out["results"] == list(range(200))
+    assert counter.peak == 50
+    assert out["statistics"]["batches"] == 2
+
+
+async def test_batch_size_feeds_the_input_that_many_items_at_a_time():
+    pulled = 0
+    read_ahead: list[int] = []  # items read but not yet started, as each item starts
+    started = 0
+
+    def source():
+        nonlocal pulled
+        for item in range(100):
+            pulled += 1
+            yield item
+
+    async def process_item(item: int) -> int:
+        nonlocal started
+        started += 1
+        read_ahead.append(pulled - started)
         await asyncio.sleep(0)
         return item
 
-    out = await parallel_map(process_item, range(100), max_workers=4, batch_size=7)
+    out = await parallel_map(process_item, source(), max_workers=4, batch_size=7)
 
     assert out["results"] == list(range(100))
-    assert out["statistics"]["batches"] == 15
-    for start in range(0, 100, 7):
-        chunk = range(start, min(start + 7, 100))
-        assert len({worker_of[i] for i in chunk}) == 1, f"chunk at {start} was split"
+    assert out["statistics"]["batches"] == 15  # ceil(100 / 7) batches read
+    assert max(read_ahead) < 7
+
+
+def test_batch_size_never_cuts_concurrency_of_threads():
+    # 20 items in batches of 10 used to make two chunks, so two threads: the barrier of four
+    # would break. Every item now starts as soon as one of the four threads is free.
+    barrier = threading.Barrier(4, timeout=5)
+
+    def process_item(item: int) -> int:
+        barrier.wait()
+        return item
+
+    out = asyncio.run(parallel_map(
+        process_item, range(20), max_workers=4, batch_size=10, executor="thread",
+        timeout_per_item=None,
+    ))
+    assert out["results"] == list(range(20))
 
 
 async def test_idle_workers_take_over_the_unstarted_tail_of_a_busy_worker():
@@ -298,6 +341,42 @@ async def test_idle_workers_take_over_the_unstarted_tail_of_a_busy_worker():
 
     assert out["results"] == list(range(600))
     assert len({worker_of[i] for i in range(301, 511)}) == 2
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0], ids=["no-timeout", "timeout"])
+async def test_items_that_suspend_start_in_input_order(timeout):
+    started: list[int] = []
+
+    async def process_item(item: int) -> int:
+        started.append(item)
+        await asyncio.sleep(0)
+        return item
+
+    out = await parallel_map(process_item, list(range(10_000)), max_workers=50,
+                             timeout_per_item=timeout)
+    assert out["results"] == list(range(10_000))
+    assert started == list(range(10_000))
+
+
+@pytest.mark.parametrize("source", [list, iter], ids=["list", "iterator"])
+async def test_on_batch_reports_stretches_that_cover_every_item_once(source):
+    # Items suspend for a varying number of turns, so workers compete, finish at different
+    # times and steal from each other at the end.
+    batches: list[tuple[int, int]] = []
+
+    async def process_item(item: int) -> int:
+        for _ in range(item % 7):
+            await asyncio.sleep(0)
+        return item
+
+    out = await parallel_map(
+        process_item, source(range(5_000)), max_workers=9,
+        progress=lambda done, total: None,
+        on_batch=lambda started, ended, first, size: batches.append((first, size)),
+    )
+    assert out["results"] == list(range(5_000))
+    covered = sorted(i for first, size in batches for i in range(first, first + size))
+    assert covered == list(range(5_000))
 
 
 async def test_progress_is_reported_up_to_the_total():
@@ -448,13 +527,14 @@ async def test_process_executor_runs_coroutine_functions_too():
 
 
 async def test_process_executor_fails_the_chunk_whose_result_cannot_travel():
+    # 40 items on 2 processes travel in chunks of 5; batch_size=2 makes them chunks of 2.
     out = await parallel_map(
         unpicklable_for_two,
-        range(6),
+        range(40),
         max_workers=2,
         batch_size=2,
         executor="process",
         continue_on_error=True,
     )
-    assert out["results"] == [0, 1, 4, 5]
+    assert out["results"] == [i for i in range(40) if i not in (2, 3)]
     assert [e["index"] for e in out["errors"]] == [2, 3]
