@@ -15,6 +15,7 @@ from kflow.codegen import ModuleBuilder
 from kflow.errors import Diagnostic
 from kflow.format import assemble
 from kflow.ir import SecretRef, Workflow
+from kflow.parallel import Workers
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class CompiledModule:
     source: str
     warnings: tuple[Diagnostic, ...]
     env_vars: tuple[str, ...]  # secrets the module reads from the environment
-    workflow_inputs: tuple[str, ...]
+    workflow_inputs: tuple[str, ...]  # required inputs, those only an error handler reads too
 
 
 def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> CompiledModule:
@@ -32,10 +33,12 @@ def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> C
     on paths or time, so the same workflow gives the same bytes anywhere.
     """
     source_file = os.path.basename(source_file or workflow.source_file or "workflow.py")
-    analysis = analyse(workflow)
-    source = assemble(ModuleBuilder(analysis, source_file).build())
-    inputs = sorted({n for a in analysis.nodes.values() for n in a.workflow_inputs})
-    return CompiledModule(source, analysis.warnings, _secret_vars(workflow), tuple(inputs))
+    with Workers() as workers:
+        analysis = analyse(workflow, workers=workers, format_code=True)
+        analysis.raise_errors()
+        source = assemble(ModuleBuilder(analysis, source_file).build(), workers=workers)
+    return CompiledModule(source, analysis.warnings, _secret_vars(workflow),
+                          analysis.required_inputs)
 
 
 def _secret_vars(workflow: Workflow) -> tuple[str, ...]:

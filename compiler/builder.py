@@ -2,22 +2,25 @@
 
 Every `add_*` call records where the user wrote it, so that every later error
 (here, in the analyser or at run time) can point at the user's own line.
-Mistakes that can be seen at the call (a duplicate id, a bad option) fail at
-the call; mistakes that need the whole graph (unknown nodes, cycles) fail in
-`build()`, pointing at the call that introduced them.
+Mistakes that can be seen at the call (a duplicate id, a bad option, a misspelt
+keyword) fail at the call; mistakes that need the whole graph (unknown nodes,
+cycles) fail in `build()`, pointing at the call that introduced them.
+
+What each node kind means lives in its module under `kflow.kinds`; the builder's
+node methods are those modules' authoring functions.
 """
 
 from __future__ import annotations
 
-import keyword
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kflow import graph
 from kflow.errors import error
 from kflow.ir import (
+    ORDER_ONLY,
     CodeBlock,
     Connection,
     Node,
@@ -25,11 +28,17 @@ from kflow.ir import (
     Resource,
     SourceLocation,
     Workflow,
-    freeze,
 )
+from kflow.kinds import code as _code
+from kflow.kinds import parallel_map as _parallel_map
+from kflow.kinds import resource as _resource
+from kflow.kinds._authoring import checked_call, located
 from kflow.locate import CallSite, caller_site
-from kflow.policies import AsyncRetryPolicy, ErrorHandler
 from kflow.secrets import split_secrets
+from kflow.values import BadValue, Params, identifier, nonempty_text, optional_text
+
+__all__ = ["ORDER_ONLY", "AsyncWorkflowBuilder", "RuntimeExtras", "parse_path",
+           "runtime_extras"]
 
 
 @dataclass
@@ -55,10 +64,6 @@ def runtime_extras(workflow: Workflow) -> RuntimeExtras:
     return _EXTRAS.get(id(workflow)) or RuntimeExtras()
 
 
-# The input name of an edge that only orders two nodes; no code can read it.
-ORDER_ONLY = "_kflow_after"
-
-
 def parse_path(from_output: str | None) -> tuple[str, ...]:
     """`None` / "result" -> whole output; "result.a.b" or "a.b" -> keys a, b."""
     if from_output is None or from_output == "result":
@@ -67,19 +72,6 @@ def parse_path(from_output: str | None) -> tuple[str, ...]:
     if parts[0] == "result":
         parts = parts[1:]
     return tuple(parts)
-
-
-def code_block(text: str, site: CallSite, literal: SourceLocation | None) -> CodeBlock:
-    if not isinstance(text, str):
-        raise error(
-            "KF010",
-            f"node code must be a string of Python code, not {type(text).__name__}",
-            site.location,
-            "pass the code as a (triple-quoted) string",
-        )
-    if literal is not None:
-        return CodeBlock(text, literal, exact=True)
-    return CodeBlock(text, site.location, exact=False)
 
 
 class AsyncWorkflowBuilder:
@@ -91,141 +83,35 @@ class AsyncWorkflowBuilder:
         resource_registry: Any = None,
         description: str | None = None,
     ) -> None:
-        self.name = name or "workflow"
-        self.description = description
+        site = caller_site()
+        with located(site.location, "KF011"):
+            self.name = nonempty_text(name, "workflow name") if name else "workflow"
+            self.description = optional_text(description, "description")
         self.resource_registry = resource_registry
+        self._site = site
         self._nodes: dict[str, Node] = {}
         self._connections: list[Connection] = []
         self._resources: dict[str, Resource] = {}
         self._extras = RuntimeExtras(registry=resource_registry)
 
-    # -- nodes -----------------------------------------------------------------
+    # -- nodes (each kind's own authoring function) --------------------------------
 
-    def add_async_code(
-        self,
-        node_id: str,
-        code: str,
-        *,
-        timeout: float | None = 30,
-        retry_policy: AsyncRetryPolicy | None = None,
-        error_handler: ErrorHandler | None = None,
-        required_resources: Sequence[str] | None = None,
-        description: str | None = None,
-    ) -> str:
-        """Add a node running `code`; its output is the value of `result`."""
-        site = caller_site()
-        block = code_block(code, site, site.string_at(1, "code"))
-        options = self.node_options(
-            site,
-            timeout=timeout,
-            retry_policy=retry_policy,
-            error_handler=error_handler,
-            required_resources=required_resources,
-            description=description,
-        )
-        return self.add_node(Node(node_id, "code", block, options, location=site.location))
+    add_async_code = _code.add_async_code
+    add_resource_node = _resource.add_resource_node
+    add_parallel_map = _parallel_map.add_parallel_map
 
-    def add_resource_node(
-        self,
-        node_id: str,
-        resource_name: str,
-        operation: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        timeout: float | None = 30,
-        retry_policy: AsyncRetryPolicy | None = None,
-        error_handler: ErrorHandler | None = None,
-        description: str | None = None,
-    ) -> str:
-        """Add a node that calls `operation` on a resource (e.g. a database `fetch`)."""
-        site = caller_site()
-        options = self.node_options(
-            site,
-            timeout=timeout,
-            retry_policy=retry_policy,
-            error_handler=error_handler,
-            required_resources=[resource_name],
-            description=description,
-        )
-        node_params = freeze(
-            {"resource": resource_name, "operation": operation, "params": dict(params or {})}
-        )
-        return self.add_node(
-            Node(node_id, "resource", None, options, node_params, location=site.location)
-        )
-
-    def add_parallel_map(
-        self,
-        node_id: str,
-        map_function: str | Callable[..., Any],
-        *,
-        input_field: str = "items",
-        output_field: str = "results",
-        max_workers: int = 10,
-        batch_size: int | None = None,
-        timeout_per_item: float | None = 5,
-        continue_on_error: bool = False,
-        executor: str | None = None,
-        description: str | None = None,
-    ) -> str:
-        """Apply `process_item` (defined by the code, or the callable itself) to every item
-        of the input `input_field`, at most `max_workers` at a time; output
-        `{output_field: [...], "errors": [...], "statistics": {...}}`."""
-        from kflow.patterns import parallel_map_node
-
-        site = caller_site()
-        return self.add_node(parallel_map_node(
-            node_id, map_function, site=site, input_field=input_field,
-            output_field=output_field, max_workers=max_workers, batch_size=batch_size,
-            timeout_per_item=timeout_per_item, continue_on_error=continue_on_error,
-            executor=executor, description=description,
-        ))
-
-    def add_dependency(self, source: str, target: str, location: SourceLocation | None) -> None:
-        """Order `target` after `source` without passing data (patterns' inner edges)."""
-        self._connections.append(Connection(source, (), target, ORDER_ONLY, location))
-
-    def node_options(
-        self,
-        site: CallSite,
-        *,
-        timeout: float | None,
-        retry_policy: AsyncRetryPolicy | None,
-        error_handler: ErrorHandler | None,
-        required_resources: Sequence[str] | None,
-        description: str | None,
-    ) -> NodeOptions:
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise error(
-                "KF011", f"timeout must be a positive number of seconds, not {timeout!r}",
-                site.location, "use e.g. timeout=30, or timeout=None for no limit",
-            )
-        if retry_policy is not None and not isinstance(retry_policy, AsyncRetryPolicy):
-            raise error(
-                "KF011", "retry_policy must be an AsyncRetryPolicy", site.location,
-                "retry_policy=AsyncRetryPolicy(max_attempts=3, initial_delay=1.0)",
-            )
-        if error_handler is not None and not isinstance(error_handler, ErrorHandler):
-            raise error(
-                "KF011", "error_handler must be an ErrorHandler", site.location,
-                "error_handler=ErrorHandler(handler_type='fallback', fallback_value=...)",
-            )
-        handler_code = None
-        if error_handler is not None and error_handler.handler_type == "custom":
-            handler_code = code_block(error_handler.code or "", site, None)
-        return NodeOptions(
-            timeout=float(timeout) if timeout is not None else None,
-            retry=retry_policy.to_spec() if retry_policy else None,
-            error_handler=error_handler.to_spec(handler_code) if error_handler else None,
-            required_resources=tuple(required_resources or ()),
-            description=description,
-        )
+    def node(self, node_id: Any, kind: str, site: CallSite, *, code: CodeBlock | None = None,
+             options: NodeOptions | None = None, params: Params | None = None,
+             codes: tuple[tuple[str, CodeBlock], ...] = ()) -> Node:
+        """An IR node made at the user's call `site` (kinds call this)."""
+        with located(site.location, "KF012"):
+            nonempty_text(node_id, "node id")
+        with located(site.location, "KF016"):
+            return Node(node_id, kind, code, options or NodeOptions(), params,
+                        location=site.location, codes=codes)
 
     def add_node(self, node: Node) -> str:
         """Add a fully formed IR node (patterns use this); returns its id."""
-        if not isinstance(node.id, str) or not node.id:
-            raise error("KF012", f"node id must be a non-empty string, not {node.id!r}",
-                        node.location, "name the node, e.g. add_async_code('fetch', ...)")
         if node.id in self._nodes:
             first = self._nodes[node.id].location
             raise error(
@@ -236,23 +122,33 @@ class AsyncWorkflowBuilder:
         self._nodes[node.id] = node
         return node.id
 
+    def add_dependency(self, source: str, target: str, location: SourceLocation | None) -> None:
+        """Order `target` after `source` without passing data (patterns' inner edges)."""
+        self._connections.append(Connection(source, (), target, ORDER_ONLY, location))
+
+    @checked_call("KF013")
     def add_connection(
         self, from_node: str, from_output: str | None, to_node: str, to_input: str
     ) -> AsyncWorkflowBuilder:
         """Feed `from_node`'s output (or a dotted path into it) to `to_node` as `to_input`."""
         site = caller_site()
-        if not isinstance(to_input, str) or not to_input.isidentifier() or keyword.iskeyword(
-            to_input
-        ):
+        try:
+            identifier(to_input, "connection input")
+        except BadValue:
             raise error(
                 "KF013", f"connection input {to_input!r} is not a usable Python name",
                 site.location, "name the input as the target's code uses it, e.g. 'data'",
-            )
+            ) from None
+        if from_output is not None and not isinstance(from_output, str):
+            raise error("KF013", f"connection path must be a string, not {from_output!r}",
+                        site.location, "write keys separated by dots: 'result.a.b'")
         path = parse_path(from_output)
         if any(not part for part in path):
             raise error("KF013", f"connection path {from_output!r} has an empty key",
                         site.location, "write keys separated by single dots: 'result.a.b'")
-        self._connections.append(Connection(from_node, path, to_node, to_input, site.location))
+        with located(site.location, "KF013"):
+            connection = Connection(from_node, path, to_node, to_input, site.location)
+        self._connections.append(connection)
         return self
 
     # -- resources -------------------------------------------------------------
@@ -269,15 +165,23 @@ class AsyncWorkflowBuilder:
         """A Redis client (redis.asyncio)."""
         return self._add_resource(name, "cache", settings)
 
+    @checked_call("KF019")
     def require_resource(
         self,
         name: str,
         factory: Callable[..., Any],
         health_check: Callable[..., Any] | None = None,
         cleanup_handler: Callable[..., Any] | None = None,
+        *,
+        settings: Mapping[str, Any] | None = None,
     ) -> AsyncWorkflowBuilder:
         """A custom resource made by `factory` (sync or async), checked by `health_check`
-        and closed by `cleanup_handler`; kflowc inlines all three into the module."""
+        and closed by `cleanup_handler`; kflowc inlines all three into the module.
+
+        `settings` are passed to `factory` as keyword arguments when the resource opens,
+        so a credential can come from the environment (`KFLOW_<NAME>_<SETTING>`) instead
+        of a literal in the factory's source.
+        """
         from kflow.inline import inline_callable
 
         site = caller_site()
@@ -289,20 +193,41 @@ class AsyncWorkflowBuilder:
             for role, fn in roles
             if fn is not None
         )
-        self._resources[name] = Resource(name, "custom", location=site.location, codes=codes)
+        if settings is not None and not isinstance(settings, Mapping):
+            raise error("KF019", "require_resource settings must be a dict", site.location,
+                        "settings={'api_key': ...} is passed to the factory as api_key=...")
+        reserved = sorted(set(settings or {}) & {"factory", "health_check", "cleanup"})
+        if reserved:
+            raise error("KF019", f"setting {reserved[0]!r} would replace the resource's own "
+                        f"{reserved[0]}", site.location, "name the setting differently")
+        self._resources[name] = self._resource(name, "custom", dict(settings or {}), site,
+                                               codes)
         return self
 
-    def _check_resource_name(self, name: str, site: CallSite) -> None:
-        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+    def _check_resource_name(self, name: Any, site: CallSite | None) -> None:
+        try:
+            identifier(name, "resource name")
+        except BadValue:
             raise error("KF014", f"resource name {name!r} is not a usable Python name",
-                        site.location, "node code uses a resource by its name, e.g. 'db'")
+                        site.location if site else None,
+                        "node code uses a resource by its name, e.g. 'db'") from None
+
+    def _resource(self, name: str, kind: str, settings: dict[str, Any], site: CallSite,
+                  codes: tuple[tuple[str, CodeBlock], ...] = ()) -> Resource:
+        try:
+            public, secret_values = split_secrets(name, settings)
+        except ValueError as exc:
+            raise error("KF019", f"resource {name!r}: {exc}", site.location,
+                        "give the two credentials different names") from None
+        with located(site.location, "KF019"):
+            resource = Resource(name, kind, public, site.location, codes)
+        self._extras.secrets.update(secret_values)
+        return resource
 
     def _add_resource(self, name: str, kind: str, settings: dict[str, Any]) -> AsyncWorkflowBuilder:
         site = caller_site()
         self._check_resource_name(name, site)
-        public, secret_values = split_secrets(name, settings)
-        self._extras.secrets.update(secret_values)
-        self._resources[name] = Resource(name, kind, freeze(public), site.location)
+        self._resources[name] = self._resource(name, kind, settings, site)
         return self
 
     # -- build -----------------------------------------------------------------
@@ -312,15 +237,26 @@ class AsyncWorkflowBuilder:
         nodes = tuple(self._nodes.values())
         resources = dict(self._resources)
         for name in _registry_names(self.resource_registry):
-            resources.setdefault(name, Resource(name, "injected"))
-        workflow = Workflow(
-            name=self.name,
-            nodes=nodes,
-            connections=tuple(self._connections),
-            resources=tuple(resources.values()),
-            description=self.description,
-            source_file=_first_file(nodes),
-        )
+            if name in resources:
+                continue
+            try:
+                identifier(name, "resource name")
+            except BadValue:
+                raise error(
+                    "KF014", f"resource {name!r} of the ResourceRegistry is not a usable "
+                    "Python name", self._site.location,
+                    "node code uses a resource by its name: register it as e.g. 'main_db'",
+                ) from None
+            resources[name] = Resource(name, "injected")
+        with located(caller_site().location, "KF011"):
+            workflow = Workflow(
+                name=self.name,
+                nodes=nodes,
+                connections=tuple(self._connections),
+                resources=tuple(resources.values()),
+                description=self.description,
+                source_file=_first_file(nodes),
+            )
         graph.validate(workflow)
         attach_extras(workflow, self._extras)
         return workflow

@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from kflow.analyze import WorkflowAnalysis, analyse, input_targets
-from kflow.builder import ORDER_ONLY
+from kflow.analyze import NodeAnalysis, WorkflowAnalysis, analyse, input_targets
 from kflow.errors import CompileError, Diagnostic
-from kflow.ir import Workflow
+from kflow.ir import ORDER_ONLY, Workflow
 
 # Promoted to an error by --strict: a typo in node code silently becomes an input.
 STRICT_ERRORS = frozenset({"KF101"})
@@ -57,11 +56,13 @@ class CheckReport:
 
 
 def check(workflow: Workflow, *, strict: bool = False) -> CheckReport:
+    """Every problem: graph errors stop here (nothing else can be trusted); otherwise
+    code and cross-node errors come with the warnings about every node that analysed."""
     try:
         analysis = analyse(workflow)
     except CompileError as exc:
         return CheckReport(list(exc.diagnostics))
-    diagnostics = [*analysis.warnings, *lint(analysis)]
+    diagnostics = [*analysis.errors, *analysis.warnings, *lint(analysis)]
     if strict:
         diagnostics = [_promote(d) if d.code in STRICT_ERRORS else d for d in diagnostics]
     diagnostics.sort(key=_position)
@@ -82,9 +83,8 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
     workflow = analysis.workflow
     found: list[Diagnostic] = []
     for node_id, node in analysis.nodes.items():
-        codes = [node.code] if node.code is not None else []
-        codes += [code for _, code in node.extra_codes]
-        for name in node.workflow_inputs:
+        codes = node.codes
+        for name in (*node.workflow_inputs, *node.handler_inputs):
             where = next((c.name_locations.get(name) for c in codes if name in c.name_locations),
                          node.node.location)
             found.append(Diagnostic(
@@ -115,7 +115,7 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
                 severity="warning",
             ))
     for source, reads in outgoing.items():
-        if not any(reads):
+        if not any(reads) and source in analysis.nodes:
             found.append(Diagnostic(
                 "KF106", f"the output of {source!r} is connected but no node reads it",
                 workflow.node(source).location, "remove the connections, or read the inputs",
@@ -128,6 +128,14 @@ def _read_connections(analysis: WorkflowAnalysis) -> set[int]:
     read = set()
     for index, conn in enumerate(analysis.workflow.connections):
         targets = input_targets(analysis.workflow, conn.target)
-        if any(conn.input in analysis.nodes[t].connected for t in targets):
+        if any(t not in analysis.nodes or _reads(analysis.nodes[t], conn.input)
+               for t in targets):
             read.add(index)
     return read
+
+
+def _reads(node: NodeAnalysis, name: str) -> bool:
+    """Whether the node's code, or its error handler, reads the connected input `name`."""
+    if name in node.connected:
+        return True
+    return node.handler_binding is not None and name in node.handler_binding.connected

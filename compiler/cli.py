@@ -20,7 +20,7 @@ import click
 from kflow.api import CompiledModule, compile_workflow
 from kflow.errors import CompileError, Diagnostic
 from kflow.ir import Workflow
-from kflow.loader import load_workflow
+from kflow.loader import load_ir, load_workflow
 
 EXIT_COMPILE = 2
 
@@ -70,8 +70,7 @@ def _check_writable(option: str, path: str | None) -> None:
 
 def _load(path: str, name: str | None) -> Workflow:
     if path.endswith(".json"):
-        with open(path, encoding="utf-8") as handle:
-            return Workflow.from_json(handle.read())
+        return load_ir(path)  # every problem in it is a located CompileError
     return load_workflow(path, name)
 
 

@@ -1,97 +1,33 @@
 """Generate the module: analysed IR -> template context -> Jinja -> source.
 
-Python here decides *what* to emit (which functions, which options, which
-imports); the templates in `templates/` decide how it reads. Every identifier
-the module defines comes from `Names`, so no node id can clash with another or
-with a name the module needs; every value from the workflow reaches the source
-through `repr`, so no id or string can inject code.
+Python here decides *what* to emit (which functions, which options, which imports);
+each node kind's `emit` decides what its node contributes, and the templates in
+`templates/` decide how it reads. Every identifier the module defines comes from one
+scope (`kflow.scope`), so no name from the workflow can shadow a generated one or the
+reverse; every value reaches the source through `kflow.pysource.literal`, so no id or
+string can inject code.
 """
 
 from __future__ import annotations
 
-import keyword
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kflow import graph
 from kflow._version import RUNTIME_INTERFACE, __version__
-from kflow.analyze import CodeAnalysis, NodeAnalysis, WorkflowAnalysis, input_targets
+from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
+from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
-from kflow.ir import Node, SecretRef, thaw
-from kflow.layout import Call, Source, literal
-from kflow.pysource import RUNTIME_ALIAS as RT
-from kflow.pysource import py, py_value
-from kflow.templating import render
+from kflow.ir import Node, SecretRef
+from kflow.layout import Call, Source
+from kflow.layout import literal as flat
+from kflow.pieces import Emitted, NodeFunction, Param, PatternPiece
+from kflow.pysource import Code, Ident, literal
+from kflow.scope import ModuleScope
+from kflow.values import thaw
 from kflow_runtime.run import DEFAULT_TIMEOUT
-
-# Names the module itself defines or imports at top level; node functions never take them.
-RESERVED = frozenset({"run", "WORKFLOW", "SOURCE_MAP", "RESOURCES", "REQUIRED_INPUTS",
-                      "NODES", "run_many", "open_resources", RT})
-
-
-class Names:
-    """Hands out module-level identifiers: readable, unique, never a keyword."""
-
-    def __init__(self, taken: Iterable[str] = ()) -> None:
-        self._taken = set(taken) | RESERVED
-
-    def allocate(self, prefix: str, hint: str) -> str:
-        base = re.sub(r"\W+", "_", hint, flags=re.ASCII).strip("_").lower() or "node"
-        candidate = f"{prefix}_{base}"
-        if keyword.iskeyword(candidate) or not candidate.isidentifier():
-            candidate = f"{prefix}_{len(self._taken)}"
-        name, n = candidate, 2
-        while name in self._taken:
-            name, n = f"{candidate}_{n}", n + 1
-        self._taken.add(name)
-        return name
-
-
-@dataclass
-class Param:
-    name: str
-    default: str | None = None
-
-
-@dataclass
-class NodeFunction:
-    """A function holding user code (or a resource operation), rendered by
-    templates/node_function.py.j2; functions with `code` get a source-map entry."""
-
-    node_id: str
-    name: str
-    kind: str
-    location: str | None
-    description: str | None
-    params: list[Param]
-    body: str
-    code: CodeAnalysis | None = None
-    title: str = ""
-    is_async: bool = True
-    decorator: str | None = None
-
-
-@dataclass
-class PatternPiece:
-    """Module-level code a pattern adds around its code functions (a wrapper, its
-    shared state), rendered by templates/patterns/<kind>.py.j2 with `p`."""
-
-    template: str
-    p: dict[str, Any]
-
-
-@dataclass
-class Emitted:
-    """What one node contributes: pieces in order, the function `ctx.call` runs,
-    wires the pattern adds, and options it sets on the call."""
-
-    pieces: list[NodeFunction | PatternPiece]
-    entry: str
-    wires: tuple[tuple[str, str, tuple[str, ...] | None], ...] = ()
-    call_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,7 +38,7 @@ class NodeCall:
 
 @dataclass
 class ChainContext:
-    name: str | None
+    name: Ident | None
     waits_for: tuple[str, ...]
     calls: list[NodeCall]
 
@@ -116,12 +52,13 @@ class ModuleContext:
     workflow: str
     source_file: str
     description: str | None
-    imports: list[str]
+    rt: Ident  # the module's name for kflow_runtime
+    imports: list[Code]  # import lines, sorted
     pieces: list[NodeFunction | PatternPiece]
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
-    resources: list[tuple[str, str]] = field(default_factory=list)  # (name, constructor source)
+    resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
     interface: int = RUNTIME_INTERFACE
@@ -132,30 +69,26 @@ class ModuleContext:
         return len(self.chains) == 1
 
 
-def params_for(analysis: NodeAnalysis, code: CodeAnalysis, *, drop: tuple[str, ...] = ()
-               ) -> list[Param]:
-    """The node's parameters that this piece of its code reads."""
-    reads = set(code.free_names) | {o.name for o in code.optional}
-    return [p for p in _params(analysis) if p.name in reads and p.name not in drop]
+RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache",
+                  "custom": "CustomResource"}
 
 
-def _params(analysis: NodeAnalysis) -> list[Param]:
-    params = [Param(name) for name in analysis.connected if name not in _optional_names(analysis)]
-    params += [Param(name) for name in analysis.workflow_inputs]
-    params += [Param(o.name, o.default if o.in_signature else f"{RT}.MISSING")
-               for o in analysis.optional]
-    params += [Param(name) for name in analysis.resources]
-    return params
-
-
-def _optional_names(analysis: NodeAnalysis) -> set[str]:
-    return {o.name for o in analysis.optional}
-
-
-def _location(node: Node, source_file: str) -> str | None:
-    if node.location is None:
-        return None
-    return f"{source_file}:{node.location.line}"
+def user_names(analysis: WorkflowAnalysis) -> set[str]:
+    """Every name that is the user's: parameters of node functions, resources, connected
+    inputs, and every name their code binds or reads."""
+    names: set[str] = {r.name for r in analysis.workflow.resources}
+    names |= {c.input for c in analysis.workflow.connections}
+    for a in analysis.nodes.values():
+        names |= set(a.binding.reads) | set(a.resources) | set(a.kind.reads(a.node))
+        names |= set(a.kind.code_role(a.node).provided)
+        if a.handler_binding is not None:
+            names |= set(a.handler_binding.reads) | {"error"}
+        for code in a.codes:
+            names |= code.identifiers
+    for codes in analysis.resource_codes.values():
+        for _, code in codes:
+            names |= code.identifiers
+    return names
 
 
 class ModuleBuilder:
@@ -163,8 +96,14 @@ class ModuleBuilder:
         self.analysis = analysis
         self.workflow = analysis.workflow
         self.source_file = source_file
-        self.names = Names(analysis.imports)
+        self.rt = analysis.runtime
+        # Module imports user code relies on (auto-imports, retry exceptions' modules).
         self.imports: set[str] = set(analysis.imports)
+        for name in analysis.retry_exceptions.values():
+            if name:
+                self.imports.add(name)
+        self.scope = ModuleScope(self.rt, user_names(analysis)
+                                 | {name.split(".")[0] for name in self.imports})
         self.emitted: dict[str, Emitted] = {}
         self.handlers: dict[str, NodeFunction] = {}
         self.resource_functions: list[NodeFunction] = []
@@ -173,10 +112,79 @@ class ModuleBuilder:
             dict(a.resource_aliases).get(n, n) for a in analysis.nodes.values() for n in a.resources
         }
         self.predecessors = graph.predecessors(self.workflow)
+        # Connections by the node they feed (each node's wires, without a scan per node).
+        self.into: dict[str, list] = {}
+        self.order: dict[int, int] = {}  # connection -> its place in the workflow
+        for index, conn in enumerate(self.workflow.connections):
+            self.into.setdefault(conn.target, []).append(conn)
+            self.order[id(conn)] = index
+
+    # -- what kinds use ---------------------------------------------------------------
+
+    def resource_kind(self, name: str) -> str:
+        return self.resource_kinds.get(name, "injected")
+
+    def location(self, node: Node) -> str | None:
+        if node.location is None:
+            return None
+        return f"{self.source_file}:{node.location.line}"
+
+    def title(self, a: NodeAnalysis, role: str | None = None) -> str:
+        title = f"Node {literal(a.node.id)}"
+        return f"{title}, {role}" if role else title
+
+    def node_params(self, a: NodeAnalysis) -> list[Param]:
+        """Every parameter of the node: its inputs, optional inputs and resources."""
+        optional = {o.name for o in a.optional}
+        params = [Param(Ident(name)) for name in a.connected if name not in optional]
+        params += [Param(Ident(name)) for name in a.workflow_inputs]
+        params += [self.optional_param(o) for o in a.optional]
+        params += [Param(Ident(name)) for name in a.resources]
+        return params
+
+    def optional_param(self, o: Any) -> Param:
+        default = Code(o.default) if o.in_signature else Code(f"{self.rt}.MISSING")
+        return Param(Ident(o.name), default)
+
+    def params_for(self, a: NodeAnalysis, code: CodeAnalysis | None, *,
+                   drop: Iterable[str] = ()) -> list[Param]:
+        """The node's parameters that this piece of its code reads."""
+        assert code is not None
+        reads = set(code.free_names) | {o.name for o in code.optional}
+        drop = set(drop)
+        return [p for p in self.node_params(a) if p.name in reads and p.name not in drop]
+
+    def code_function(self, a: NodeAnalysis, code: CodeAnalysis | None, prefix: str,
+                      params: list[Param], *, title: str | None = None, hint: str | None = None,
+                      is_async: bool = True, decorator: Code | None = None) -> NodeFunction:
+        """A function whose body is user code."""
+        node = a.node
+        assert code is not None
+        return NodeFunction(
+            node.id, self.scope.define(prefix, hint or node.id), node.kind, self.location(node),
+            node.options.description, params, Code(code.function_body), code,
+            title=title or self.title(a), is_async=is_async, decorator=decorator,
+        )
+
+    def code_node(self, a: NodeAnalysis) -> Emitted:
+        """A node whose code function is what `ctx.call` runs."""
+        fn = self.code_function(a, a.code, "node", self.node_params(a))
+        return Emitted([fn], fn.name)
+
+    def piece(self, template: str, p: dict[str, Any]) -> PatternPiece:
+        return PatternPiece(template, p)
+
+    def recover(self) -> Call:
+        return Call(f"{self.rt}.Recover")
+
+    # -- the module -------------------------------------------------------------------
 
     def build(self) -> ModuleContext:
         for node in self.workflow.nodes:
-            self.emitted[node.id] = self.emit(self.analysis.nodes[node.id])
+            a = self.analysis.nodes[node.id]
+            if a.handler is not None:
+                self.handlers[node.id] = self.handler_function(a)
+            self.emitted[node.id] = a.kind.emit(self, a)
         chains = [
             ChainContext(
                 name=None,
@@ -186,9 +194,8 @@ class ModuleBuilder:
             for chain in graph.chains(self.workflow)
         ]
         if len(chains) > 1:
-            self.imports.add("asyncio")
             for chain in chains:
-                chain.name = self.names.allocate("chain", chain.calls[0].node_id)
+                chain.name = self.scope.define("chain", chain.calls[0].node_id)
         required: dict[str, list[str]] = {}
         for node in self.workflow.nodes:
             node_analysis = self.analysis.nodes[node.id]
@@ -201,11 +208,13 @@ class ModuleBuilder:
             if piece is not None
         ]
         resources = self.resource_declarations()
+        lines = {f"import {name}" for name in self.imports} | set(self.scope.imports())
         return ModuleContext(
             workflow=self.workflow.name,
             source_file=self.source_file,
             description=self.workflow.description,
-            imports=sorted(self.imports),
+            rt=self.rt,
+            imports=[Code(line) for line in sorted(lines)],
             pieces=pieces,
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
@@ -215,110 +224,69 @@ class ModuleBuilder:
             uses_resources=bool(self.used_resources),
         )
 
-    def resource_declarations(self) -> list[tuple[str, str]]:
+    def resource_declarations(self) -> list[tuple[str, Code]]:
         """The specs of the resources some node uses; the module opens nothing else."""
-        used = self.used_resources
         declarations = []
         for resource in self.workflow.resources:
-            if resource.name not in used or resource.kind not in RESOURCE_SPECS:
+            if resource.name not in self.used_resources or resource.kind not in RESOURCE_SPECS:
                 continue
-            spec = RESOURCE_SPECS[resource.kind]
-            settings = dict(resource.settings)
             try:
-                source = py_settings(settings)
-            except TypeError:
-                bad = [k for k, v in settings.items() if not _writable(v)]
+                settings = _settings_source(resource.settings, self.rt)
+            except TypeError as exc:
                 raise error(
-                    "KF019", f"resource {resource.name!r}: setting {bad[0]!r} is a "
-                    f"{type(settings[bad[0]]).__name__}, which cannot be written into a module",
-                    resource.location,
+                    "KF019", f"resource {resource.name!r}: a setting cannot be written into a "
+                    f"module ({exc})", resource.location,
                     "use plain values (str, number, bool, list, dict); for anything else build "
                     "the client yourself with require_resource(...) or inject it with "
                     "run(resources=...)",
                 ) from None
             if resource.kind == "custom":
-                source = self.custom_resource(resource.name)
-            declarations.append((resource.name, f"{RT}.{spec}({py(resource.name)}, {source})"))
+                settings = {**self.custom_resource(resource.name), **settings}
+            spec = Call(f"{self.rt}.{RESOURCE_SPECS[resource.kind]}", (resource.name, settings))
+            declarations.append((resource.name, flat(spec)))
         return declarations
 
-    def custom_resource(self, name: str) -> str:
-        """Settings of a custom resource: each inlined callable comes from a function
-        (before RESOURCES in the module) that defines it and hands it back."""
-        roles = []
+    def custom_resource(self, name: str) -> dict[str, Code]:
+        """A custom resource's inlined callables: each comes from a function (before
+        RESOURCES in the module) that defines it and hands it back."""
+        roles: dict[str, Code] = {}
         for role, code in self.analysis.resource_codes[name]:
             fn = NodeFunction(
-                name, self.names.allocate(role, name), "resource", _where(code), None, [],
-                code.function_body, code, title=f"Resource {py(name)}, its {role}",
+                name, self.scope.define(role, name), "resource", _where(code), None, [],
+                Code(code.function_body), code, title=f"Resource {literal(name)}, its {role}",
                 is_async=False,
             )
             self.resource_functions.append(fn)
-            roles.append(f"{py(role)}: {fn.name}()")
-        return "{" + ", ".join(roles) + "}"
+            roles[role] = Code(f"{fn.name}()")
+        return roles
 
-    def emit(self, analysis: NodeAnalysis) -> Emitted:
-        node = analysis.node
-        if analysis.handler is not None:
-            self.handlers[node.id] = self.handler_function(analysis)
-        if node.kind in ("code", "retry_with_backoff", "fallback_primary"):
-            fn = self.code_function(analysis, analysis.code, "node", _params(analysis))
-            options = {"on_error": self.recover()} if node.kind == "fallback_primary" else {}
-            return Emitted([fn], fn.name, call_options=options)
-        if node.kind == "resource":
-            resource = node.params["resource"]
-            body = render(
-                "resource_node.py.j2",
-                resource=resource,
-                kind=self.resource_kinds.get(resource, "injected"),
-                operation=node.params["operation"],
-                params=py_value(node.params["params"]),
-            )
-            fn = NodeFunction(node.id, self.names.allocate("node", node.id), node.kind,
-                              _location(node, self.source_file), node.options.description,
-                              [Param(resource)], body, title=f"Node {py(node.id)}")
-            return Emitted([fn], fn.name)
-        from kflow.emit_patterns import EMITTERS
-
-        return EMITTERS[node.kind](self, analysis)
-
-    def code_function(self, analysis: NodeAnalysis, code: CodeAnalysis | None, prefix: str,
-                      params: list[Param], *, title: str | None = None, hint: str | None = None,
-                      is_async: bool = True, decorator: str | None = None) -> NodeFunction:
-        """A function whose body is user code."""
-        node = analysis.node
-        assert code is not None
+    def handler_function(self, a: NodeAnalysis) -> NodeFunction:
+        """A custom error handler: its code runs with `error` and the inputs it reads."""
+        assert a.handler is not None and a.handler_binding is not None
+        binding = a.handler_binding
+        optional = {o.name for o in binding.optional}
+        params = [Param(Ident("error"))]
+        params += [Param(Ident(n)) for n in binding.connected if n not in optional]
+        params += [Param(Ident(n)) for n in binding.inputs]
+        params += [self.optional_param(o) for o in binding.optional]
+        params += [Param(Ident(n)) for n in binding.resources]
         return NodeFunction(
-            node.id, self.names.allocate(prefix, hint or node.id), node.kind,
-            _location(node, self.source_file), node.options.description, params,
-            code.function_body, code, title=title or f"Node {py(node.id)}",
-            is_async=is_async, decorator=decorator,
-        )
-
-    def recover(self) -> Call:
-        return Call(f"{RT}.Recover")
-
-    def handler_function(self, analysis: NodeAnalysis) -> NodeFunction:
-        """A custom error handler: its code runs with `error` and the node's inputs."""
-        assert analysis.handler is not None
-        readable = {p.name for p in _params(analysis)} | set(analysis.handler_inputs)
-        inputs = [n for n in analysis.handler.free_names if n in readable]
-        return NodeFunction(
-            analysis.node.id, self.names.allocate("on_error", analysis.node.id),
-            "error_handler", _location(analysis.node, self.source_file), None,
-            [Param("error"), *(Param(n) for n in inputs)],
-            analysis.handler.function_body, analysis.handler,
-            title=f"Node {py(analysis.node.id)}, its error handler",
+            a.node.id, self.scope.define("on_error", a.node.id), "error_handler",
+            self.location(a.node), None, params, Code(a.handler.function_body), a.handler,
+            title=self.title(a, "its error handler"),
         )
 
     def node_call(self, node_id: str) -> NodeCall:
         analysis = self.analysis.nodes[node_id]
         node = analysis.node
         emitted = self.emitted[node_id]
-        group = set(input_targets(self.workflow, node_id))
+        group = input_targets(self.workflow, node_id)
+        feeding = sorted((c for target in group for c in self.into.get(target, ())),
+                         key=lambda c: self.order[id(c)])
+        # Input names are values here (strings), never source.
         wires = tuple(
-            (c.input, c.source, c.path)
-            for c in self.workflow.connections
-            if c.target in group and c.input in analysis.connected
-        ) + emitted.wires
+            (c.input, c.source, c.path) for c in feeding if c.input in analysis.connected
+        ) + tuple((str(name), source, path) for name, source, path in emitted.wires)
         wired_sources = {source for _, source, _ in wires}
         after = tuple(p for p in self.predecessors[node_id] if p not in wired_sources)
         inputs = (*analysis.workflow_inputs,
@@ -347,48 +315,36 @@ class ModuleBuilder:
         return NodeCall(node_id, call)
 
     def retry_policy(self, node: Node) -> Call:
-        spec = node.options.retry
-        assert spec is not None
-        for name in spec.retry_exceptions:
-            module = self.analysis.retry_exceptions[name]
-            if module:
-                self.imports.add(module)
-        return Call(f"{RT}.RetryPolicy", kwargs=(
-            ("max_attempts", spec.max_attempts),
-            ("initial_delay", spec.initial_delay),
-            ("backoff_factor", spec.backoff_factor),
-            ("max_delay", spec.max_delay),
-            ("retry_on", tuple(Source(name) for name in spec.retry_exceptions)),
-        ))
+        policy = node.options.retry
+        assert policy is not None
+        kwargs: list[tuple[str, Any]] = [
+            ("max_attempts", policy.max_attempts),
+            ("initial_delay", policy.initial_delay),
+            ("backoff_factor", policy.backoff_factor),
+            ("max_delay", policy.max_delay),
+            ("retry_exceptions", tuple(Source(name) for name in policy.retry_exceptions)),
+        ]
+        if policy.jitter:
+            kwargs.append(("jitter", True))
+        return Call(f"{self.rt}.RetryPolicy", kwargs=tuple(kwargs))
 
     def handler(self, analysis: NodeAnalysis) -> Call:
         spec = analysis.node.options.error_handler
         assert spec is not None
         if spec.kind == "fallback":
-            value = thaw(spec.fallback_value)
-            try:
-                literal(value)
-                py_value(spec.fallback_value)
-            except TypeError as exc:
-                raise error("KF015", f"node {analysis.node.id!r}: fallback value: {exc}",
-                            analysis.node.location, "use JSON-like values") from None
-            return Call(f"{RT}.Fallback", (value,))
+            return Call(f"{self.rt}.Fallback", (thaw(spec.fallback_value),))
         if spec.kind == "ignore":
-            return Call(f"{RT}.Ignore")
+            return Call(f"{self.rt}.Ignore")
         if spec.kind == "log":
-            return Call(f"{RT}.LogAndFail")
+            return Call(f"{self.rt}.LogAndFail")
         handler = self.handlers[analysis.node.id]
-        inputs = tuple(p.name for p in handler.params if p.name != "error")
-        return Call(f"{RT}.Custom", (Source(handler.name),), (("inputs", inputs),))
+        inputs = tuple(str(p.name) for p in handler.params if p.name != "error")
+        return Call(f"{self.rt}.Custom", (Source(handler.name),), (("inputs", inputs),))
 
 
 def _resource_args(analysis: NodeAnalysis) -> tuple[Any, ...]:
     aliases = dict(analysis.resource_aliases)
     return tuple((p, aliases[p]) if p in aliases else p for p in analysis.resources)
-
-
-RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache",
-                  "custom": "CustomResource"}
 
 
 def _where(code: CodeAnalysis) -> str | None:
@@ -398,25 +354,14 @@ def _where(code: CodeAnalysis) -> str | None:
     return f"{os.path.basename(code.file)}:{code.statement_lines[0]}"
 
 
-def _writable(value: Any) -> bool:
-    try:
-        _setting_source(value)
-    except TypeError:
-        return False
-    return True
-
-
-def py_settings(settings: Mapping[str, Any]) -> str:
-    """A resource's settings as a dict literal; secrets become `Secret("KFLOW_...")`."""
-    items = ", ".join(f"{py(k)}: {_setting_source(v)}" for k, v in settings.items())
-    return "{" + items + "}"
-
-
-def _setting_source(value: Any) -> str:
+def _settings_source(value: Any, rt: Ident) -> Any:
+    """A resource's settings for layout: values as they are, secrets as `rt.Secret(...)`
+    (raises TypeError for a value no literal can hold)."""
     if isinstance(value, SecretRef):
-        return py(value)
+        return Call(f"{rt}.Secret", (value.env,))
     if isinstance(value, Mapping):
-        return py_settings(value)
-    return py_value(value)
-
-
+        return {k: _settings_source(v, rt) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_settings_source(v, rt) for v in value]
+    flat(value)  # checks it can be written
+    return value

@@ -44,8 +44,14 @@ def _source_line(location: SourceLocation | None) -> tuple[str, str] | None:
         return None
     stripped = text.lstrip()
     indent = len(text) - len(stripped)
-    col = max(location.col - indent, 0)
-    return stripped, " " * min(col, len(stripped)) + "^"
+    col = min(max(location.col - indent, 0), len(stripped))
+    if len(stripped) > _WIDTH:  # a long line (a one-line JSON file): the part around col
+        start = max(0, min(col - _WIDTH // 2, len(stripped) - _WIDTH))
+        stripped, col = stripped[start:start + _WIDTH], col - start
+    return stripped, " " * col + "^"
+
+
+_WIDTH = 100
 
 
 class KflowError(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from kflow.errors import error
+from kflow.errors import CompileError, error
 from kflow.ir import Workflow
 
 
@@ -32,7 +32,15 @@ def successors(workflow: Workflow) -> dict[str, list[str]]:
 
 
 def validate(workflow: Workflow) -> None:
-    ids = {node.id for node in workflow.nodes}
+    """Raise a located CompileError for the first problem of the graph: a duplicate id,
+    a connection to an unknown node, an unknown required resource, a pattern whose
+    nodes do not fit together, a cycle."""
+    ids: set[str] = set()
+    for node in workflow.nodes:
+        if node.id in ids:
+            raise error("KF004", f"duplicate node id {node.id!r}", node.location,
+                        "give each node its own id")
+        ids.add(node.id)
     for conn in workflow.connections:
         for role, node_id in (("source", conn.source), ("target", conn.target)):
             if node_id not in ids:
@@ -55,6 +63,12 @@ def validate(workflow: Workflow) -> None:
                     _did_you_mean(name, resources)
                     or f"declare it first, e.g. builder.with_database({name!r}, ...)",
                 )
+    from kflow.kinds import kind_named
+
+    problems = [d for node in workflow.nodes
+                for d in kind_named(node.kind).check_graph(node, workflow)]
+    if problems:
+        raise CompileError(problems)
     topological_order(workflow)
 
 
@@ -91,13 +105,19 @@ def topological_order(workflow: Workflow) -> list[str]:
 
 
 def _find_cycle(workflow: Workflow, stuck: set[str]) -> list[str]:
-    succs = successors(workflow)
+    """A cycle among the nodes a topological sort could not place. Each of them has a
+    predecessor among them (else it would have been placed), so walking predecessors
+    from any one must come back to a node already seen: that loop is a cycle (nodes
+    merely downstream of a cycle are never on the walk's loop)."""
+    preds = predecessors(workflow)
     start = next(node.id for node in workflow.nodes if node.id in stuck)
     path, seen = [start], {start: 0}
     while True:
-        nxt = next(s for s in succs[path[-1]] if s in stuck)
+        nxt = next(p for p in preds[path[-1]] if p in stuck)
         if nxt in seen:
-            return path[seen[nxt]:] + [nxt]
+            loop = path[seen[nxt]:]
+            loop.reverse()  # predecessor walk: read it forwards
+            return [*loop, loop[0]]
         seen[nxt] = len(path)
         path.append(nxt)
 

@@ -12,7 +12,6 @@ with a hint.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import inspect
 import symtable
@@ -23,6 +22,7 @@ from typing import Any
 
 from kflow.errors import error
 from kflow.ir import CodeBlock, SourceLocation
+from kflow.pysource import literal
 
 # Modules a workflow file runs as: names defined there can only be inlined, not imported.
 _UNIMPORTABLE = {"__main__", "__kflow_workflow__"}
@@ -58,11 +58,12 @@ def _global_names(source: str) -> list[str]:
     return list(found)
 
 
-def _is_literal(value: Any) -> bool:
+def _literal_source(value: Any) -> str | None:
+    """The value as a checked literal (kflow.pysource.literal), or None if it has none."""
     try:
-        return ast.literal_eval(repr(value)) == value
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False
+        return literal(value)
+    except TypeError:
+        return None
 
 
 class _Inliner:
@@ -104,8 +105,9 @@ class _Inliner:
             if owner and "." not in qualname and "<" not in qualname:
                 alias = "" if qualname == name else f" as {name}"
                 return f"from {owner} import {qualname}{alias}"
-        if _is_literal(value):
-            return f"{name} = {value!r}"
+        source = _literal_source(value)
+        if source is not None:
+            return f"{name} = {source}"
         if callable(value) and owner and owner not in _UNIMPORTABLE:
             qualname = getattr(value, "__qualname__", getattr(value, "__name__", ""))
             if qualname and "." not in qualname:

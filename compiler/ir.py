@@ -1,73 +1,77 @@
-"""The workflow IR: frozen dataclasses, data only.
+"""The workflow IR: frozen dataclasses, data only, validated when built.
 
-`AsyncWorkflowBuilder.build()` writes it, every compiler pass reads it, and
-`to_json` / `from_json` round-trip it exactly. Source positions travel with the
-IR but stay out of equality (`compare=False`), as Jinja and LibCST keep theirs,
-so moving a call in workflow.py does not change what the IR means.
+`AsyncWorkflowBuilder.build()` writes it, every compiler pass reads it, and `to_json` /
+`from_json` round-trip it exactly. Every class checks its fields in `__post_init__` (as
+LibCST's nodes do), so an IR object is valid however it was made: by the builder, or read
+from a JSON file that kflowc must not trust. A node's parameters are its kind's own
+`Params` class (`kflow.kinds`), so they are typed and checked too.
 
-Values that come from the user (fallback values, pattern parameters) are frozen
-into `FrozenDict` / tuples so a `Workflow` is hashable and cannot be mutated.
+Source positions travel with the IR but stay out of equality (`compare=False`), as Jinja
+and LibCST keep theirs, so moving a call in workflow.py does not change what the IR means.
+Equal IRs hash alike.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-IR_VERSION = 1
+from kflow.values import (
+    BadValue,
+    FrozenDict,
+    Params,
+    flag,
+    freeze,
+    identifier,
+    identifiers,
+    json_value,
+    limit,
+    nonempty_text,
+    optional_text,
+    text,
+    thaw,
+)
+from kflow_runtime.patterns.retry import RetryPolicy
+
+__all__ = [
+    "IR_VERSION", "ORDER_ONLY", "CodeBlock", "Connection", "ErrorHandlerSpec", "FrozenDict",
+    "Node", "NodeOptions", "Resource", "SecretRef", "SourceLocation", "Workflow", "freeze",
+    "thaw",
+]
+
+# Version 2: node parameters are typed per kind; retry policies are kflow_runtime's RetryPolicy.
+IR_VERSION = 2
+
+# The input name of an edge that only orders two nodes; no code can read it.
+ORDER_ONLY = "_kflow_after"
+
+HANDLER_KINDS = ("fallback", "ignore", "log", "custom")
+RESOURCE_KINDS = ("database", "http", "cache", "custom", "injected")
+RESOURCE_ROLES = ("factory", "health_check", "cleanup")
 
 
-class FrozenDict(Mapping[str, Any]):
-    """An immutable, hashable dict for user values inside the IR."""
-
-    __slots__ = ("_data", "_hash")
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data = dict(data or {})
-        self._hash: int | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = hash(tuple(self._data.items()))
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self._data) == dict(other)
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"FrozenDict({self._data!r})"
+def _optional(value: Any, cls: type, name: str) -> None:
+    if value is not None and not isinstance(value, cls):
+        raise BadValue(f"{name} must be a {cls.__name__}, not {type(value).__name__}")
 
 
-def freeze(value: Any) -> Any:
-    """Turn JSON-like user data into its immutable IR form."""
+def _setting(value: Any, name: str) -> Any:
+    """A resource setting: JSON-like data whose leaves may be secrets."""
+    if isinstance(value, SecretRef):
+        return value
     if isinstance(value, Mapping):
-        return FrozenDict({str(k): freeze(v) for k, v in value.items()})
+        return {text(k, f"{name} key") if isinstance(k, str) else _bad_key(k, name):
+                _setting(v, f"{name}[{k!r}]") for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return tuple(freeze(v) for v in value)
-    return value
+        return [_setting(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    return thaw(json_value(value, name))
 
 
-def thaw(value: Any) -> Any:
-    """The plain dict/list form of a frozen value, for emitting and for JSON."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(v) for v in value]
-    return value
+def _bad_key(key: Any, name: str) -> str:
+    raise BadValue(f"{name} has a key {key!r} that is not a string")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class SecretRef:
     """A resource setting whose value lives in an environment variable, never in source."""
 
     env: str
+
+    def __post_init__(self) -> None:
+        identifier(self.env, "secret variable name")
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,13 @@ class SourceLocation:
     file: str
     line: int
     col: int = 0
+
+    def __post_init__(self) -> None:
+        text(self.file, "location file")
+        for name in ("line", "col"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise BadValue(f"location {name} must be a whole number >= 0, not {value!r}")
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col + 1}"
@@ -103,15 +117,10 @@ class CodeBlock:
     origin: SourceLocation | None = field(default=None, compare=False)
     exact: bool = field(default=False, compare=False)
 
-
-@dataclass(frozen=True)
-class RetrySpec:
-    max_attempts: int = 3
-    initial_delay: float = 1.0
-    backoff_factor: float = 2.0
-    max_delay: float = 60.0
-    # Dotted names ("aiohttp.ClientError", "ValueError"); resolved by the analyser.
-    retry_exceptions: tuple[str, ...] = ("Exception",)
+    def __post_init__(self) -> None:
+        text(self.text, "code")
+        flag(self.exact, "exact")
+        _optional(self.origin, SourceLocation, "origin")
 
 
 @dataclass(frozen=True)
@@ -120,27 +129,71 @@ class ErrorHandlerSpec:
     fallback_value: Any = None
     code: CodeBlock | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in HANDLER_KINDS:
+            raise BadValue(f"error handler kind must be one of {', '.join(HANDLER_KINDS)}, "
+                           f"not {self.kind!r}")
+        object.__setattr__(self, "fallback_value",
+                           json_value(self.fallback_value, "fallback_value"))
+        _optional(self.code, CodeBlock, "error handler code")
+        if (self.kind == "custom") != (self.code is not None):
+            raise BadValue("a custom error handler, and only that, has code")
+
 
 @dataclass(frozen=True)
 class NodeOptions:
     timeout: float | None = 30.0
-    retry: RetrySpec | None = None
+    retry: RetryPolicy | None = None
     error_handler: ErrorHandlerSpec | None = None
     required_resources: tuple[str, ...] = ()
     description: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timeout", limit(self.timeout, "timeout"))
+        _optional(self.retry, RetryPolicy, "retry policy")
+        if self.retry is not None and not all(
+            isinstance(e, str) for e in self.retry.retry_exceptions
+        ):
+            raise BadValue("an IR retry policy names its exceptions (RetryPolicy.named())")
+        _optional(self.error_handler, ErrorHandlerSpec, "error handler")
+        object.__setattr__(self, "required_resources",
+                           identifiers(self.required_resources, "required_resources"))
+        optional_text(self.description, "description")
 
 
 @dataclass(frozen=True)
 class Node:
     id: str
-    kind: str  # "code", "resource", "parallel_map", or a pattern name
+    kind: str  # the name of a kind of kflow.kinds (its module says what it means)
     code: CodeBlock | None = None
     options: NodeOptions = NodeOptions()
-    # Pattern-specific parameters, frozen (see `freeze`).
-    params: FrozenDict = field(default_factory=FrozenDict)
+    # The kind's own Params (None: the kind's defaults).
+    params: Params | None = None
     location: SourceLocation | None = field(default=None, compare=False)
-    # Further named code strings of a pattern (parallel_fetch's operations, a fallback).
+    # Further named code strings of a pattern (parallel_fetch's operations).
     codes: tuple[tuple[str, CodeBlock], ...] = ()
+
+    def __post_init__(self) -> None:
+        from kflow.kinds import kind_named
+
+        nonempty_text(self.id, "node id")
+        kind = kind_named(self.kind)  # BadValue for an unknown kind
+        if self.params is None:
+            object.__setattr__(self, "params", kind.Params())
+        elif type(self.params) is not kind.Params:
+            raise BadValue(f"node {self.id!r}: params of a {self.kind} node must be its "
+                           f"Params, not {type(self.params).__name__}")
+        _optional(self.code, CodeBlock, "code")
+        _optional(self.options, NodeOptions, "options")
+        _optional(self.location, SourceLocation, "location")
+        if not isinstance(self.codes, tuple) or not all(
+            isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], CodeBlock)
+            for c in self.codes
+        ):
+            raise BadValue("codes must be (name, CodeBlock) pairs")
+        for key, _ in self.codes:
+            text(key, "code name")
+        kind.check_node(self)
 
 
 @dataclass(frozen=True)
@@ -150,6 +203,17 @@ class Connection:
     target: str
     input: str
     location: SourceLocation | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        nonempty_text(self.source, "connection source")
+        nonempty_text(self.target, "connection target")
+        if not isinstance(self.path, tuple):
+            raise BadValue("connection path must be a list of keys")
+        for key in self.path:
+            nonempty_text(key, "connection path key")
+        if self.input != ORDER_ONLY:
+            identifier(self.input, "connection input")
+        _optional(self.location, SourceLocation, "location")
 
 
 @dataclass(frozen=True)
@@ -161,6 +225,21 @@ class Resource:
     # A custom resource's inlined callables by role ("factory", "cleanup", "health_check").
     codes: tuple[tuple[str, CodeBlock], ...] = ()
 
+    def __post_init__(self) -> None:
+        identifier(self.name, "resource name")
+        if self.kind not in RESOURCE_KINDS:
+            raise BadValue(f"resource kind must be one of {', '.join(RESOURCE_KINDS)}, "
+                           f"not {self.kind!r}")
+        if not isinstance(self.settings, Mapping):
+            raise BadValue("resource settings must be a dict")
+        object.__setattr__(self, "settings", freeze(
+            {text(k, "setting name"): _setting(v, f"resource {self.name!r}: {k}") for k, v in
+             self.settings.items()}))
+        _optional(self.location, SourceLocation, "location")
+        for role, block in self.codes:
+            if role not in RESOURCE_ROLES or not isinstance(block, CodeBlock):
+                raise BadValue(f"resource code role must be one of {', '.join(RESOURCE_ROLES)}")
+
 
 @dataclass(frozen=True)
 class Workflow:
@@ -170,6 +249,15 @@ class Workflow:
     resources: tuple[Resource, ...] = ()
     description: str | None = None
     source_file: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        text(self.name, "workflow name")
+        optional_text(self.description, "workflow description")
+        for name, cls in (("nodes", Node), ("connections", Connection),
+                          ("resources", Resource)):
+            items = getattr(self, name)
+            if not isinstance(items, tuple) or not all(isinstance(i, cls) for i in items):
+                raise BadValue(f"{name} must be a tuple of {cls.__name__}")
 
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
@@ -181,81 +269,13 @@ class Workflow:
         return {node.id: node for node in self.nodes}
 
     def to_json(self) -> str:
-        return json.dumps(_encode(self), indent=2, sort_keys=True)
+        from kflow.ir_json import encode
+
+        return json.dumps(encode(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Workflow:
-        data = json.loads(text)
-        version = data.pop("ir_version", IR_VERSION)
-        if version != IR_VERSION:
-            raise ValueError(f"IR version {version} is not supported (expected {IR_VERSION})")
-        return _decode(cls, data)
+    def from_json(cls, text: str, *, file: str = "<ir>") -> Workflow:
+        """Read an IR file, trusting nothing in it: any problem is a located CompileError."""
+        from kflow.ir_json import decode
 
-
-_TYPES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        SourceLocation,
-        CodeBlock,
-        RetrySpec,
-        ErrorHandlerSpec,
-        NodeOptions,
-        Node,
-        Connection,
-        Resource,
-    )
-}
-
-# Field name -> IR class, for decoding nested dataclasses without type tags.
-_NESTED: dict[str, type] = {
-    "origin": SourceLocation,
-    "location": SourceLocation,
-    "code": CodeBlock,
-    "retry": RetrySpec,
-    "error_handler": ErrorHandlerSpec,
-    "options": NodeOptions,
-}
-_SEQUENCES: dict[str, type] = {"nodes": Node, "connections": Connection, "resources": Resource}
-
-
-def _encode(obj: Any) -> Any:
-    if hasattr(obj, "__dataclass_fields__") and not isinstance(obj, SecretRef):
-        out = {f.name: _encode(getattr(obj, f.name)) for f in fields(obj)}
-        if isinstance(obj, Workflow):
-            out["ir_version"] = IR_VERSION
-        return out
-    if isinstance(obj, SecretRef):
-        return {"__secret__": obj.env}
-    if isinstance(obj, Mapping):
-        return {"__frozendict__": {k: _encode(v) for k, v in obj.items()}}
-    if isinstance(obj, tuple):
-        return [_encode(v) for v in obj]
-    return obj
-
-
-def _decode_value(name: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if name in _NESTED and isinstance(value, dict):
-        return _decode(_NESTED[name], value)
-    if name in _SEQUENCES:
-        return tuple(_decode(_SEQUENCES[name], v) for v in value)
-    if name == "codes":
-        return tuple((key, _decode(CodeBlock, block)) for key, block in value)
-    return _decode_plain(value)
-
-
-def _decode_plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__secret__"}:
-            return SecretRef(value["__secret__"])
-        if set(value) == {"__frozendict__"}:
-            return FrozenDict({k: _decode_plain(v) for k, v in value["__frozendict__"].items()})
-        return {k: _decode_plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_decode_plain(v) for v in value)
-    return value
-
-
-def _decode(cls: type, data: dict[str, Any]) -> Any:
-    return cls(**{name: _decode_value(name, value) for name, value in data.items()})
+        return decode(text, file)

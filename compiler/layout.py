@@ -15,14 +15,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kflow.pysource import py_str
+from black.strings import str_width
+
+from kflow.pysource import Code
+from kflow.pysource import literal as value_literal
 
 LINE_LENGTH = 88
 INDENT = "    "
 
-
-class Source(str):
-    """Text that is already Python source (a name, an expression): written as is."""
+# Text that is already Python source (a name, an expression): written as is.
+Source = Code
 
 
 @dataclass(frozen=True)
@@ -34,43 +36,41 @@ class Call:
     kwargs: tuple[tuple[str, Any], ...] = field(default=())
 
 
-def literal(value: Any) -> str:
-    """A value as black writes it on one line."""
-    if isinstance(value, Source):
-        return str(value)
+def literal(value: Any) -> Code:
+    """A value as black writes it on one line: calls and source as they are, containers
+    item by item, every other value through the one checked `pysource.literal`."""
+    if isinstance(value, Code):
+        return value
     if isinstance(value, Call):
         parts = [literal(a) for a in value.args] + [f"{k}={literal(v)}" for k, v in value.kwargs]
-        return f"{value.function}({', '.join(parts)})"
-    if isinstance(value, str):
-        return py_str(value)
+        return Code(f"{value.function}({', '.join(parts)})")
     if isinstance(value, tuple):
         if len(value) == 1:
-            return f"({literal(value[0])},)"
-        return "(" + ", ".join(literal(v) for v in value) + ")"
+            return Code(f"({literal(value[0])},)")
+        return Code("(" + ", ".join(literal(v) for v in value) + ")")
     if isinstance(value, list):
-        return "[" + ", ".join(literal(v) for v in value) + "]"
+        return Code("[" + ", ".join(literal(v) for v in value) + "]")
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, bool | int | float) or value is None:
-        return repr(value)
-    raise TypeError(f"cannot lay out {value!r}")
+        return Code("{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items())
+                    + "}")
+    return value_literal(value)
 
 
 def _explodable(value: Any) -> bool:
     if isinstance(value, Call):
         return bool(value.args or value.kwargs)
-    return isinstance(value, tuple | list | Mapping) and not isinstance(value, Source) and bool(
+    return isinstance(value, tuple | list | Mapping) and not isinstance(value, Code) and bool(
         value
     )
 
 
-def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> str:
+def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> Code:
     """`prefix + value + suffix` starting at `depth`, exploded while it does not fit."""
     flat = literal(value)
-    if len(INDENT * depth) + len(prefix) + len(flat) + len(suffix) <= LINE_LENGTH or not (
-        _explodable(value)
-    ):
-        return prefix + flat
+    # Measured as black measures: East Asian wide characters are two columns.
+    if (len(INDENT * depth) + str_width(prefix) + str_width(flat) + str_width(suffix)
+            <= LINE_LENGTH or not _explodable(value)):
+        return Code(prefix + flat)
     if isinstance(value, Call):
         open_, close = f"{value.function}(", ")"
         items = [layout(a, depth + 1, suffix=",") for a in value.args]
@@ -84,11 +84,13 @@ def layout(value: Any, depth: int, prefix: str = "", suffix: str = "") -> str:
         items = [layout(v, depth + 1, suffix=",") for v in value]
     inner = INDENT * (depth + 1)
     body = "".join(f"{inner}{item},\n" for item in items)
-    return f"{prefix}{open_}\n{body}{INDENT * depth}{close}"
-
+    return Code(f"{prefix}{open_}\n{body}{INDENT * depth}{close}")
 
 
 def too_long(text: str) -> bool:
-    return any(len(line) > LINE_LENGTH for line in text.splitlines())
+    """Whether black might change a line of `text`: one over the line length that is not a
+    comment (black never rewraps a comment)."""
+    return any(str_width(line) > LINE_LENGTH and not line.lstrip().startswith("#")
+               for line in text.splitlines())
 
 

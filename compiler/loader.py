@@ -19,6 +19,8 @@ from kflow.aliases import kailash_aliases
 from kflow.builder import AsyncWorkflowBuilder
 from kflow.errors import CompileError, error
 from kflow.ir import SourceLocation, Workflow
+from kflow.values import BadValue
+from kflow_runtime.patterns.retry import RetryPolicyError
 
 CANDIDATES = ("workflow", "builder", "build_workflow")
 
@@ -26,6 +28,20 @@ CANDIDATES = ("workflow", "builder", "build_workflow")
 def load_workflow(path: str, name: str | None = None) -> Workflow:
     """Execute `path` and return the workflow it defines (see CANDIDATES, or `name`)."""
     return load_file(path, name)[0]
+
+
+def load_ir(path: str) -> Workflow:
+    """Read an IR file (`kflowc build --emit-ir`), trusting nothing in it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise error("KF020", f"no IR file at {path!r}", None,
+                    "pass the path of an IR file written by `kflowc build --emit-ir`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error("KF020", f"cannot read IR file {path!r}: {exc}", None,
+                    "pass the path of an IR file written by `kflowc build --emit-ir`") from None
+    return Workflow.from_json(text, file=path)
 
 
 def load_file(path: str, name: str | None = None) -> tuple[Workflow, dict[str, Any]]:
@@ -50,6 +66,10 @@ def _run_file(path: str) -> dict[str, Any]:
         return runpy.run_path(path, run_name="__kflow_workflow__")
     except CompileError:
         raise
+    except SystemExit as exc:
+        raise _exited(exc, path, f"{path}") from None
+    except (BadValue, RetryPolicyError) as exc:
+        raise _bad_policy(exc, path) from None
     except SyntaxError as exc:
         raise error(
             "KF021", f"{path} is not valid Python: {exc.msg}",
@@ -63,6 +83,21 @@ def _run_file(path: str) -> dict[str, Any]:
             f"{os.path.basename(path)}` to see the full traceback (the guide's kailash "
             "imports work there)",
         ) from None
+
+
+def _exited(exc: SystemExit, path: str, what: str) -> CompileError:
+    """A workflow file that calls sys.exit() defines nothing kflowc can build."""
+    return error(
+        "KF022", f"{what} called sys.exit({'' if exc.code is None else repr(exc.code)}) "
+        "while kflowc was loading it", _user_frame(exc, path),
+        "a workflow file must define the workflow and return; put script code under "
+        "`if __name__ == \"__main__\":`",
+    )
+
+
+def _bad_policy(exc: BadValue | RetryPolicyError, path: str) -> CompileError:
+    """A policy (AsyncRetryPolicy, ErrorHandler) built with a bad argument, at its line."""
+    return error("KF011", exc.message, _user_frame(exc, path), exc.hint)
 
 
 def _user_frame(exc: BaseException, path: str) -> SourceLocation | None:
@@ -111,6 +146,10 @@ def _call(fn: Callable[[], Any], name: str, path: str) -> Any:
         return fn()
     except CompileError:
         raise
+    except SystemExit as exc:
+        raise _exited(exc, path, f"{name}() in {path}") from None
+    except (BadValue, RetryPolicyError) as exc:
+        raise _bad_policy(exc, path) from None
     except Exception as exc:  # noqa: BLE001
         raise error("KF022", f"{name}() in {path} raised {type(exc).__name__}: {exc}",
                     _user_frame(exc, path), "it must build the workflow without errors") from None

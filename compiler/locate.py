@@ -4,27 +4,34 @@ The builder records the file:line of each `add_*` call from the caller's frame.
 To point errors inside a code string at the user's own line, we also find the
 string literal among the call's arguments: Python 3.11 gives the call's exact
 span, and `ast` (read-only, cached per file) gives the literal's position.
+
+Both lookups are cached per file and per code object, so a workflow file with
+thousands of top-level calls costs one pass over its code, not one per call
+(`inspect.getframeinfo` walks the module's positions from the start every time).
 """
 
 from __future__ import annotations
 
 import ast
-import inspect
 import linecache
 import os
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from types import FrameType
+from types import CodeType, FrameType
 
 from kflow.ir import SourceLocation
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+@lru_cache(maxsize=256)
+def _internal_file(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
 def _is_internal(frame: FrameType) -> bool:
-    filename = frame.f_code.co_filename
-    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIR
+    return _internal_file(frame.f_code.co_filename)
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,37 @@ def caller_site() -> CallSite:
         frame = frame.f_back
     if frame is None:
         return CallSite(None)
-    positions = inspect.getframeinfo(frame).positions
+    line, col = _position(frame.f_code, frame.f_lasti)
     filename = frame.f_code.co_filename
-    line = positions.lineno if positions and positions.lineno else frame.f_lineno
-    col = positions.col_offset if positions and positions.col_offset is not None else 0
-    location = SourceLocation(filename, line, col)
-    return CallSite(location, _find_call(filename, line, col))
+    if line is None:
+        line, col = frame.f_lineno or 1, 0
+    location = SourceLocation(filename, line, col or 0)
+    return CallSite(location, _find_call(filename, line, col or 0))
+
+
+def _position(code: CodeType, lasti: int) -> tuple[int | None, int | None]:
+    """(line, column) of the instruction at byte offset `lasti` (one entry per 2-byte
+    code unit in `co_positions`)."""
+    positions = _positions(code)
+    index = lasti // 2
+    if 0 <= index < len(positions):
+        start_line, _, start_col, _ = positions[index]
+        return start_line, start_col
+    return None, None
+
+
+# By the identity of the code object (hashing one hashes all its bytecode, which is
+# most of the cost for a big module); the object is kept so the id stays its own.
+_POSITIONS: dict[int, tuple[CodeType, tuple[tuple[int | None, ...], ...]]] = {}
+
+
+def _positions(code: CodeType) -> tuple[tuple[int | None, ...], ...]:
+    found = _POSITIONS.get(id(code))
+    if found is None or found[0] is not code:
+        if len(_POSITIONS) >= 64:
+            _POSITIONS.clear()
+        found = _POSITIONS[id(code)] = (code, tuple(code.co_positions()))
+    return found[1]
 
 
 def _find_call(filename: str, line: int, col: int) -> ast.Call | None:
@@ -109,3 +141,4 @@ def _calls_by_position(filename: str) -> dict[tuple[int, int], ast.Call]:
 def clear_cache() -> None:
     """Forget parsed files (the loader calls this before executing a workflow file)."""
     _calls_by_position.cache_clear()
+    _POSITIONS.clear()

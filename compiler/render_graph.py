@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from kflow.builder import ORDER_ONLY
 from kflow.errors import KflowError
-from kflow.ir import Connection, Workflow
+from kflow.ir import ORDER_ONLY, Connection, Workflow
 
 FORMATS = ("mermaid", "dot", "svg")
 
@@ -22,7 +21,9 @@ class GraphError(KflowError):
 
 
 def _kind(kind: str) -> str:
-    return kind.replace("_", " ")
+    from kflow.kinds import kind_named
+
+    return kind_named(kind).label or kind.replace("_", " ")
 
 
 def _edge_label(conn: Connection) -> str:

@@ -7,11 +7,9 @@ line it had in workflow.py; only `return_result` appends one statement at the en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import libcst as cst
 
-from kflow.pysource import RUNTIME_ALIAS
+from kflow.binding import OptionalInput
 
 # Defaults that are safe to put in a function signature: evaluated once and immutable.
 _IMMUTABLE_DEFAULTS = (
@@ -21,13 +19,6 @@ _IMMUTABLE_DEFAULTS = (
     cst.SimpleString,
     cst.ConcatenatedString,
 )
-
-
-@dataclass(frozen=True)
-class OptionalInput:
-    name: str
-    default: str  # source of the default expression
-    in_signature: bool  # False: the body falls back to the default where it reads the name
 
 
 def _is_immutable(expr: cst.BaseExpression) -> bool:
@@ -66,8 +57,9 @@ class OptionalInputs(cst.CSTTransformer):
     runs: the parameter defaults to MISSING and the read falls back to `d`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: str = "rt") -> None:
         super().__init__()
+        self.runtime = runtime  # the module's alias of kflow_runtime (kflow.scope)
         self.found: dict[str, OptionalInput] = {}
 
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
@@ -91,7 +83,7 @@ class OptionalInputs(cst.CSTTransformer):
                 left=cst.Name(name),
                 comparisons=[
                     cst.ComparisonTarget(
-                        cst.IsNot(), cst.Attribute(cst.Name(RUNTIME_ALIAS), cst.Name("MISSING"))
+                        cst.IsNot(), cst.Attribute(cst.Name(self.runtime), cst.Name("MISSING"))
                     ),
                 ],
             ),

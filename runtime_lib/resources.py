@@ -407,7 +407,12 @@ class HttpClient(ResourceSpec):
             kwargs["connector"] = aiohttp.TCPConnector(limit=int(limit))
         headers = settings.get("headers")
         if headers:
-            kwargs["headers"] = {str(k): str(v) for k, v in headers.items()}
+            # A dict, or (name, value) pairs (kflowc keeps the form the workflow wrote).
+            pairs = headers.items() if isinstance(headers, Mapping) else headers
+            kwargs["headers"] = {str(k): str(v) for k, v in pairs}
+        auth = kwargs.get("auth")
+        if isinstance(auth, list | tuple):
+            kwargs["auth"] = aiohttp.BasicAuth(*(str(part) for part in auth))
         try:
             session = aiohttp.ClientSession(**kwargs)
         except BaseException:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-import kflow.analyze as analyze
-import kflow.format as format_
+import kflow.parallel as parallel
 from kflow import AsyncWorkflowBuilder, CompileError, compile_workflow
 
-NODES = 80  # over both PARALLEL_FROM thresholds
+NODES = 80  # over parallel.PARALLEL_FROM
 
 
 def big(broken: int | None = None) -> AsyncWorkflowBuilder:
@@ -26,10 +25,9 @@ def big(broken: int | None = None) -> AsyncWorkflowBuilder:
 
 def test_parallel_and_serial_builds_are_identical(monkeypatch):
     workflow = big().build()
-    parallel = compile_workflow(workflow).source
-    monkeypatch.setattr(analyze, "PARALLEL_FROM", 10**9)
-    monkeypatch.setattr(format_, "PARALLEL_FROM", 10**9)
-    assert compile_workflow(workflow).source == parallel
+    parallel_source = compile_workflow(workflow).source
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10**9)
+    assert compile_workflow(workflow).source == parallel_source
 
 
 def test_errors_come_back_from_the_workers():
@@ -39,3 +37,23 @@ def test_errors_come_back_from_the_workers():
     (diagnostic,) = info.value.diagnostics
     assert diagnostic.code == "KF001" and "node 'n40'" in diagnostic.message
     assert diagnostic.location.file == __file__
+
+
+def test_a_process_with_threads_never_forks_and_builds_the_same(monkeypatch):
+    """fork copies a process mid-way through whatever its other threads hold (locks);
+    with a thread running, the workers start another way, and the build is the same."""
+    import threading
+
+    workflow = big().build()
+    monkeypatch.setattr(parallel, "PARALLEL_FROM", 10**9)
+    serial = compile_workflow(workflow).source
+    monkeypatch.undo()
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert parallel.start_method() != "fork"
+        assert compile_workflow(workflow).source == serial
+    finally:
+        stop.set()
+        helper.join()

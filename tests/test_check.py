@@ -150,3 +150,63 @@ def test_clean_workflow_text_output(kflowc, write_workflow):
     path = write_workflow(WORKFLOW_HEAD + 'builder.add_async_code("a", "result = 1")\n')
     code, stdout, _ = kflowc("check", "--strict", path)
     assert code == 0 and stdout.strip() == "0 error(s), 0 warning(s), 0 note(s)"
+
+
+# -- defect 7: what only a custom error handler reads ---------------------------------------
+
+HANDLER_BODY = (
+    "from kailash.workflow import ErrorHandler\n"
+    'builder.add_async_code("a", "result = 1 / zero", error_handler=ErrorHandler(\n'
+    '    "custom", code="result = {\'note\': note, \'retries\': globals().get(\'retries\', 2)}"))\n'
+)
+
+
+async def test_an_optional_input_read_only_by_a_handler_reaches_it(write_workflow):
+    from kflow import AsyncLocalRuntime
+    from kflow.loader import load_workflow
+
+    workflow = load_workflow(write_workflow(WORKFLOW_HEAD + HANDLER_BODY))
+    runtime = AsyncLocalRuntime()
+    envelope = await runtime.execute_workflow_async(workflow, {"zero": 0, "note": "n"})
+    assert envelope["status"] == "success", envelope["errors"]
+    assert envelope["results"]["a"] == {"note": "n", "retries": 2}
+    envelope = await runtime.execute_workflow_async(workflow, {"zero": 0, "note": "n",
+                                                               "retries": 5})
+    assert envelope["results"]["a"] == {"note": "n", "retries": 5}
+
+
+def test_inputs_only_a_handler_reads_are_listed_by_build_and_check(kflowc, write_workflow,
+                                                                    tmp_path):
+    path = write_workflow(WORKFLOW_HEAD + HANDLER_BODY)
+    code, _, stderr = kflowc("build", path, "-o", str(tmp_path / "out.py"))
+    assert code == 0, stderr
+    assert "workflow inputs: note, zero" in stderr
+    _, found = diagnostics(kflowc, write_workflow, HANDLER_BODY)
+    reads = sorted(d["message"].split("`")[1] for d in found if d["code"] == "KF101")
+    assert reads == ["note", "zero"]
+
+
+# -- defect 10: one error does not hide the others -------------------------------------------
+
+
+def test_a_build_error_does_not_hide_the_warnings_of_the_same_node(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("src", "result = {\'user\': 1}")\n'
+        'builder.add_async_code("dst", "result = helper(v)")\n'
+        'builder.add_connection("src", "result.usr", "dst", "v")\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    assert code == 2
+    assert sorted(d["code"] for d in found) == ["KF101", "KF104"]
+    assert only(found, "KF101")["message"].startswith("node 'dst' reads `helper`")
+
+
+def test_errors_in_several_nodes_are_all_reported(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("a", "result = (")\n'
+        'builder.add_async_code("b", "yield 1")\n'
+        'builder.add_async_code("c", "result = undefined_name")\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    assert code == 2
+    assert [(d["code"], d["line"]) for d in found] == [("KF001", 3), ("KF001", 4), ("KF101", 5)]

@@ -132,3 +132,162 @@ def test_failed_build_keeps_previous_output(kflowc, write_workflow, tmp_path):
     assert code == 2
     assert out.read_text() == "previous\n"
     assert [p for p in os.listdir(tmp_path) if p.startswith(".kflowc-")] == []
+
+
+HEAD = ("from kailash.workflow import AsyncWorkflowBuilder, AsyncPatterns, AsyncRetryPolicy\n"
+        'builder = AsyncWorkflowBuilder("bad")\n')
+
+
+def first_error(kflowc, write_workflow, tmp_path, body: str) -> str:
+    _, _, stderr = build(kflowc, write_workflow(HEAD + body), tmp_path)
+    return stderr.splitlines()[0]
+
+
+# -- defect 4: values that built, then crashed inside run() or kflowc ---------------------
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('AsyncPatterns.retry_with_backoff(builder, "r", "result = 1", backoff_factor=0.5)',
+         "KF016: backoff_factor must be a finite number >= 1, not 0.5"),
+        ('AsyncPatterns.retry_with_backoff(builder, "r", "result = 1", initial_backoff=-1)',
+         "KF016: initial_backoff must be a finite number >= 0, not -1"),
+        ('AsyncPatterns.retry_with_backoff(builder, "r", "result = 1", max_backoff=float("inf"))',
+         "KF016: max_backoff must be a finite number >= 0, not inf"),
+        ('builder.add_async_code("a", "result = 1", timeout=float("nan"))',
+         "KF011: timeout must be a positive number of seconds"),
+        ('builder.add_async_code("a", "result = 1", timeout=-float("inf"))',
+         "KF011: timeout must be a positive number of seconds"),
+        ('AsyncPatterns.rate_limited(builder, "r", "result = 1", requests_per_second=float("inf"))',
+         "KF016: requests_per_second must be a finite number"),
+        ('AsyncPatterns.circuit_breaker(builder, "c", "result = 1", reset_timeout=float("nan"))',
+         "KF016: reset_timeout must be a finite number"),
+        ('builder.add_async_code("a", "result = 1", retry_policy=AsyncRetryPolicy(max_delay=1e400))',
+         "KF011: max_delay must be a finite number >= 0, not inf"),
+        ('builder.add_async_code("a", "result = 1", error_handler=__import__("kflow")'
+         '.ErrorHandler("fallback", fallback_value=float("nan")))',
+         "KF015: error handler: fallback_value holds nan"),
+    ],
+)
+def test_an_invalid_value_is_a_located_error_at_the_call(kflowc, write_workflow, tmp_path,
+                                                         body, message):
+    first = first_error(kflowc, write_workflow, tmp_path, body + "\n")
+    assert ":3:1: error " + message in first, first
+
+
+async def test_infinity_means_no_limit_where_a_limit_is_meant():
+    from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder, compile_workflow
+
+    b = AsyncWorkflowBuilder("w")
+    inf = float("inf")
+    b.add_async_code("a", "result = 1", timeout=inf)
+    b.add_parallel_map("m", "async def process_item(i):\n    return i", timeout_per_item=inf)
+    b.add_connection("a", "result", "m", "x")
+    workflow = b.build()
+    assert workflow.node("a").options.timeout is None
+    assert workflow.node("m").params.timeout_per_item is None
+    source = compile_workflow(workflow).source
+    assert "inf" not in source
+    compile(source, "out.py", "exec")
+    envelope = await AsyncLocalRuntime().execute_workflow_async(workflow, {"items": [1]})
+    assert envelope["status"] == "success", envelope["errors"]
+
+
+# -- defect 5: names and text that crashed kflowc ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('builder.add_parallel_map("m", "async def process_item(i):\\n    return i", '
+         'input_field="class")', "KF016: input_field must be a Python name, not 'class'"),
+        ('builder.add_async_code("a\\x00", "result = 1")', "KF012: node id contains a NUL"),
+        ('builder.add_async_code("a\\udc80", "result = 1")',
+         "KF012: node id contains a lone surrogate"),
+        ('builder.add_async_code("a", "result = 1", description="x\\ud800")',
+         "KF011: description contains a lone surrogate"),
+        ('builder.add_async_code("a", "result = 1\\x00")', "KF010: code contains a NUL"),
+        ('builder.add_async_code("a", "result = " + " + ".join(["x"] * 3000))',
+         "KF001: node 'a': code is nested too deeply to compile"),
+        ('builder.with_http_client("api", headers={"X-Trace": b"v"})\n'
+         'builder.add_async_code("a", "result = api")',
+         "KF019: resource 'api': headers['X-Trace'] holds a bytes"),
+    ],
+)
+def test_a_bad_name_or_text_is_a_located_error(kflowc, write_workflow, tmp_path, body, message):
+    first = first_error(kflowc, write_workflow, tmp_path, body + "\n")
+    assert ":3:1: error " + message in first, first
+
+
+def test_nul_or_surrogates_in_the_workflow_name(kflowc, write_workflow, tmp_path):
+    path = write_workflow(
+        "from kailash.workflow import AsyncWorkflowBuilder\n"
+        'builder = AsyncWorkflowBuilder("w\\x00")\n'
+    )
+    _, _, stderr = build(kflowc, path, tmp_path)
+    assert ":2:11: error KF011: workflow name contains a NUL character" in stderr
+
+
+# -- defect 6: yield in node code ---------------------------------------------------------
+
+
+def test_yield_in_node_code_is_a_compile_error(kflowc, write_workflow, tmp_path):
+    first = first_error(kflowc, write_workflow, tmp_path,
+                        'builder.add_async_code("a", """\nfor i in range(3):\n    yield i\n""")\n')
+    assert ":5:5: error KF001: node 'a': code uses `yield`" in first, first
+
+
+def test_yield_inside_a_function_the_code_defines_is_fine(kflowc, write_workflow, tmp_path):
+    path = write_workflow(HEAD + 'builder.add_async_code("a", "def gen():\\n    yield 1\\n'
+                          'result = list(gen())")\n')
+    code, _, stderr = kflowc("build", path, "-o", str(tmp_path / "out.py"))
+    assert code == 0, stderr
+
+
+# -- defect 8: a workflow file that exits ------------------------------------------------
+
+
+@pytest.mark.parametrize("call", ["sys.exit()", "sys.exit(0)", "raise SystemExit(3)"])
+def test_a_workflow_file_that_calls_sys_exit_is_an_error(kflowc, write_workflow, tmp_path, call):
+    path = write_workflow("import sys\n" + HEAD + call + "\n")
+    _, _, stderr = build(kflowc, path, tmp_path)
+    assert stderr.startswith(f"{path}:4:1: error KF022: "), stderr
+    assert "while kflowc was loading it" in stderr
+
+
+# -- issue 14.11: a misspelt keyword ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body, message, suggestion",
+    [
+        ('builder.add_parallel_map("m", "async def process_item(i):\\n    return i", '
+         "max_worker=5)", "KF016: add_parallel_map() has no option 'max_worker'",
+         "did you mean 'max_workers'?"),
+        ('builder.add_async_code("a", "result = 1", timeuot=5)',
+         "KF011: add_async_code() has no option 'timeuot'", "did you mean 'timeout'?"),
+        ('AsyncPatterns.rate_limited(builder, "r", "result = 1", request_per_second=5)',
+         "KF016: rate_limited() has no option 'request_per_second'",
+         "did you mean 'requests_per_second'?"),
+        ('AsyncPatterns.circuit_breaker(builder, "c", "result = 1", treshold=3)',
+         "KF016: circuit_breaker() has no option 'treshold'", "circuit_breaker() takes"),
+        ('builder.add_async_code("a", "result = 1", retry_policy=AsyncRetryPolicy(max_attempt=2))',
+         "KF011: RetryPolicy got an unexpected keyword 'max_attempt'",
+         "did you mean 'max_attempts'?"),
+    ],
+)
+def test_a_misspelt_keyword_is_a_located_error_with_a_suggestion(
+        kflowc, write_workflow, tmp_path, body, message, suggestion):
+    _, _, stderr = build(kflowc, write_workflow(HEAD + body + "\n"), tmp_path)
+    first, *rest = stderr.splitlines()
+    assert ":3:1: error " + message in first, stderr
+    hint = next(line for line in rest if line.startswith("  hint:"))
+    assert suggestion in hint, hint
+
+
+def test_kf016_hint_lists_the_patterns_own_options(kflowc, write_workflow, tmp_path):
+    _, _, stderr = build(kflowc, write_workflow(
+        HEAD + 'AsyncPatterns.batch_processor(builder, "b", "x = 1", chunk_size=10)\n'), tmp_path)
+    hint = next(line for line in stderr.splitlines() if line.startswith("  hint:"))
+    assert "batch_processor() takes node_id, code, batch_size, flush_interval, timeout" in hint

@@ -7,6 +7,10 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
+from kflow import AsyncWorkflowBuilder, CompileError
+
 WORKFLOW = str(Path(__file__).resolve().parent.parent / "golden/guide_resilient_service/workflow.py")
 
 
@@ -56,3 +60,19 @@ def test_svg_without_graphviz_says_what_to_do(kflowc, monkeypatch):
     code, stdout, stderr = kflowc("graph", "--format", "svg", WORKFLOW)
     assert code == 2 and stdout == ""
     assert "needs Graphviz's `dot`" in stderr and "apt-get install graphviz" in stderr
+
+
+def test_a_cycle_with_a_branch_hanging_off_it_is_reported():
+    # Found by tests/test_properties.py: a node downstream of a cycle is stuck too, but
+    # it is not on the cycle, and the search must not start walking into it.
+    b = AsyncWorkflowBuilder("w")
+    for node_id in ("rt", "a", "a0"):
+        b.add_async_code(node_id, "result = 1")
+    b.add_connection("rt", None, "a", "x")
+    b.add_connection("rt", None, "a0", "x")
+    b.add_connection("a0", None, "rt", "back")
+    with pytest.raises(CompileError) as info:
+        b.build()
+    (diagnostic,) = info.value.diagnostics
+    assert diagnostic.code == "KF002"
+    assert diagnostic.message == "connections form a cycle: 'a0' -> 'rt' -> 'a0'"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import libcst as cst
+import pytest
 
-from kflow.transforms import OptionalInputs, return_result
+from kflow.transforms import OptionalInputs, as_function_body, return_result
 
 
 def transform(code: str, transformer: cst.CSTTransformer) -> str:
@@ -49,3 +50,48 @@ def test_other_calls_are_left_alone() -> None:
 def test_return_result_appends_one_statement() -> None:
     module = return_result(cst.parse_module("x = 1\nresult = x\n"))
     assert module.code == "x = 1\nresult = x\nreturn result\n"
+
+
+# The body kflow writes without LibCST (code_analysis.plain_body) must be what the LibCST
+# path writes, once black has formatted both: same statements, same strings, same lines.
+TRICKY = [
+    "x = 1\nresult = x",
+    'text = """line one\n  line two\nline three"""\nresult = text',
+    "text = f'''a\n{1 + 1}\n  b'''\nresult = text",
+    "@staticmethod\ndef f():\n    return 1\nresult = f",
+    "if a:\n\tb = 1\nelse:\n\tb = 2\nresult = b",
+    "total = 1 + \\\n    2\nresult = total",
+    "items = [\n  1,\n    2,\n]\n# between\nresult = items",
+    "for i in range(3):\n    if i:\n        # inside\n        pass\nresult = i",
+    "async def process_item(item):\n    return item",
+    "s = ('a'\n     'b')\nresult = s",
+    "x = '''\n    keep\n'''; result = x",
+]
+
+
+def _golden_codes() -> list[str]:
+    from golden_cases import cases
+
+    found = []
+    for case in cases():
+        workflow, _ = case.load()
+        for node in workflow.nodes:
+            found += [node.code.text] if node.code is not None else []
+            found += [block.text for _, block in node.codes]
+    return found
+
+
+@pytest.mark.parametrize("code", TRICKY + _golden_codes())
+def test_the_plain_body_is_the_libcst_body_once_black_formats_it(code):
+    import ast
+
+    from kflow.blackfmt import format_body
+    from kflow.code_analysis import plain_body
+
+    text = textwrap.dedent(code)
+    plain = plain_body(text, ast.parse(text), "result")
+    if plain is None:  # comments outside the statements: the LibCST path is taken
+        assert "#" in text
+        return
+    libcst_body = as_function_body(return_result(cst.parse_module(text)))
+    assert format_body(plain) == format_body(libcst_body)

@@ -4,8 +4,6 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-import asyncio
-
 import kflow_runtime as rt
 
 # Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
@@ -132,7 +130,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "49-61 50:34 52:36 53:37 54:38 55:39 60:44 61:44",
+        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
     },
 )
 

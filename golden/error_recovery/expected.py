@@ -52,7 +52,7 @@ async def chain_critical_operation(ctx: rt.Run) -> None:
             initial_delay=0.05,
             backoff_factor=2.0,
             max_delay=60.0,
-            retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
+            retry_exceptions=(aiohttp.ClientError, asyncio.TimeoutError),
         ),
         on_error=rt.Fallback({"success": False, "recovered": True, "data": None}),
     )
@@ -69,7 +69,7 @@ async def chain_refund(ctx: rt.Run) -> None:
             initial_delay=0.05,
             backoff_factor=2.0,
             max_delay=60.0,
-            retry_on=(aiohttp.ClientError, asyncio.TimeoutError),
+            retry_exceptions=(aiohttp.ClientError, asyncio.TimeoutError),
         ),
         on_error=rt.Fallback({"success": False, "recovered": True, "data": None}),
     )

@@ -121,12 +121,12 @@ async def node_fetch_fresh(*, lookup, backup_result, item_id, primary_api):
     )
 
 
-# Node "cache_store": store what "fetch_fresh" fetched, for 1800s; output the data.
+# Node "cache_store": store what "fetch_fresh" fetched, for 1800.0s; output the data.
 async def node_cache_store(*, lookup, data, cache):
     if lookup["hit"]:
         return data
     # The value as a later hit will read it back: the same types either way.
-    return await rt.cache_set(cache, lookup["key"], data, 1800)
+    return await rt.cache_set(cache, lookup["key"], data, 1800.0)
 
 
 async def run(

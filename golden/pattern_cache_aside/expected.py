@@ -47,12 +47,12 @@ async def node_profile_fetch(*, lookup, fetches, user_id, tier):
     return await code_profile_fetch(fetches=fetches, user_id=user_id, tier=tier)
 
 
-# Node "profile_store": store what "profile_fetch" fetched, for 300s; output the data.
+# Node "profile_store": store what "profile_fetch" fetched, for 300.0s; output the data.
 async def node_profile_store(*, lookup, data, cache):
     if lookup["hit"]:
         return data
     # The value as a later hit will read it back: the same types either way.
-    return await rt.cache_set(cache, lookup["key"], data, 300)
+    return await rt.cache_set(cache, lookup["key"], data, 300.0)
 
 
 async def run(

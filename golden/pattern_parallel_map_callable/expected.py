@@ -4,7 +4,6 @@ Generated code: change workflow.py and rebuild with `kflowc build`.
 Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
 """
 
-import asyncio
 import functools
 
 import kflow_runtime as rt
@@ -170,10 +169,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_numbers": "20-22 21:36 22:36",
-        "functions_cpu_intensive": "27-42 28:22 29:23 31:25 33:27 35:29 36:30 37:31 38:32 39:33 41:35 42:35",
-        "functions_io_intensive": "63-70 64:26 65:27 67:29 69:31 70:31",
-        "functions_memory_intensive": "86-92 87:30 88:31 89:32 91:34 92:34",
+        "node_numbers": "19-21 20:36 21:36",
+        "functions_cpu_intensive": "26-41 27:22 28:23 30:25 32:27 34:29 35:30 36:31 37:32 38:33 40:35 41:35",
+        "functions_io_intensive": "62-69 63:26 64:27 66:29 68:31 69:31",
+        "functions_memory_intensive": "85-91 86:30 87:31 88:32 90:34 91:34",
     },
 )
 

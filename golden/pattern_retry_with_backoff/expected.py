@@ -48,7 +48,8 @@ async def run(
                 initial_delay=0.01,
                 backoff_factor=2.0,
                 max_delay=0.05,
-                retry_on=(ConnectionError,),
+                retry_exceptions=(ConnectionError,),
+                jitter=True,
             ),
         )
     return ctx.envelope()

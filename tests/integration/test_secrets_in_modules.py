@@ -333,3 +333,71 @@ async def test_messages_never_show_a_secret(
     message = envelope["errors"]["q"]
     assert f"127.0.0.1:{free_port}" in message and "resource 'db'" in message
     assert password not in message and "declared" not in message
+
+
+# --------------------------------------------------------------------------- new shapes
+
+
+@pytest.fixture
+async def auth_echo(http_app_server: Callable[[web.Application], Awaitable[str]]) -> str:
+    """Echoes what arrived: headers, cookies, the query string."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({
+            "headers": dict(request.headers), "cookies": dict(request.cookies),
+            "query": dict(request.query),
+        })
+
+    app = web.Application()
+    app.router.add_get("/v1/echo", echo)
+    return await http_app_server(app)
+
+
+async def test_pairs_auth_cookies_and_url_tokens_are_read_when_the_module_runs(
+    kflowc: Kflowc, tmp_path: Path, auth_echo: str
+) -> None:
+    """Header pairs, auth=(user, password), cookies= and a token in base_url: none is
+    written into the module, and each arrives from the environment at run time."""
+    from services import run_script
+
+    workflow_file = tmp_path / "workflow.py"
+    workflow_file.write_text(textwrap.dedent(f"""
+        from kailash.workflow import AsyncWorkflowBuilder
+
+        builder = AsyncWorkflowBuilder("shapes")
+        builder.with_http_client(
+            "api",
+            base_url="{auth_echo}/v1?access_token=built-token",
+            headers=[("X-Auth-Token", "built-header"), ("Accept", "application/json")],
+            auth=("alice", "built-password"),
+            cookies={{"sid": "built-cookie"}},
+        )
+        builder.add_async_code("call", '''
+        response = await api.get("/echo")
+        result = await response.json()
+        ''')
+        workflow = builder.build()
+    """).lstrip())
+    out = tmp_path / "out.py"
+    code, _, stderr = kflowc("build", str(workflow_file), "-o", str(out))
+    assert code == 0, stderr
+    assert "built-" not in out.read_text()
+    assert "built-" not in (await asyncio.to_thread(
+        lambda: load_file(str(workflow_file))[0].to_json()))
+    environ = {
+        # (HttpSession joins paths onto base_url as text, so the run's URL has no query.)
+        "KFLOW_API_BASE_URL": f"{auth_echo}/v1",
+        "KFLOW_API_HEADERS_X_AUTH_TOKEN": "run-header",
+        "KFLOW_API_AUTH_PASSWORD": "run-password",
+        "KFLOW_API_COOKIES_SID": "run-cookie",
+    }
+    code, envelope, err = await run_script(out, environ, "--inputs", "{}")
+    assert code == 0, (err, envelope)
+    seen = envelope["results"]["call"]
+    assert seen["headers"]["X-Auth-Token"] == "run-header"
+    assert seen["headers"]["Accept"] == "application/json"
+    import base64
+
+    assert seen["headers"]["Authorization"] == "Basic " + base64.b64encode(
+        b"alice:run-password").decode()
+    assert seen["cookies"] == {"sid": "run-cookie"}

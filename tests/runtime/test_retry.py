@@ -50,11 +50,11 @@ async def test_backoff_is_capped_at_max_delay():
 
 
 def test_equal_jitter_keeps_at_least_half_the_backoff():
-    policy = RetryPolicy(initial_delay=2.0, backoff_factor=2.0, max_delay=60.0)
+    policy = RetryPolicy(initial_delay=2.0, backoff_factor=2.0, max_delay=60.0, jitter=True)
     assert policy.delay(3, rand=lambda: 0.0) == 4.0  # half of 8
     assert policy.delay(3, rand=lambda: 1.0) == 8.0
     assert all(4.0 <= policy.delay(3) <= 8.0 for _ in range(200))
-    assert RetryPolicy(max_delay=10.0).delay(10_000, rand=lambda: 1.0) == 10.0  # no overflow
+    assert RetryPolicy(max_delay=10.0, jitter=True).delay(10_000, rand=lambda: 1.0) == 10.0
 
 
 async def test_after_the_last_attempt_the_last_error_propagates_unchanged():
@@ -96,12 +96,40 @@ async def test_default_sleep_is_asyncio_sleep():
 
 
 def test_policy_is_validated_and_normalised_when_built():
-    assert RetryPolicy(retry_on=[ValueError]).retry_on == (ValueError,)  # type: ignore[arg-type]
-    assert RetryPolicy(retry_on=KeyError).retry_on == (KeyError,)  # type: ignore[arg-type]
-    for bad in ({"max_attempts": 0}, {"initial_delay": -1}, {"backoff_factor": 0.5}):
+    assert RetryPolicy(retry_on=[ValueError]).retry_exceptions == (ValueError,)
+    assert RetryPolicy(retry_exceptions=KeyError).retry_exceptions == (KeyError,)
+    for bad in ({"max_attempts": 0}, {"initial_delay": -1}, {"backoff_factor": 0.5},
+                {"max_delay": float("inf")}, {"initial_delay": float("nan")}, {"jitter": 1}):
         with pytest.raises(ValueError):
             RetryPolicy(**bad)
     with pytest.raises(TypeError):
-        RetryPolicy(retry_on=("ValueError",))  # type: ignore[arg-type]
+        RetryPolicy(retry_on=("not a name",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="did you mean 'max_attempts'"):
+        RetryPolicy(max_attempt=3)  # type: ignore[call-arg]
     with pytest.raises(AttributeError):
         RetryPolicy().max_attempts = 9  # type: ignore[misc]
+
+
+def test_delays_are_what_the_reader_computes_unless_jitter_is_asked_for():
+    policy = RetryPolicy(initial_delay=1.0, backoff_factor=2.0)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [1.0, 2.0, 4.0]
+    assert policy.jitter is False
+
+
+async def test_dotted_names_are_resolved_when_the_policy_is_used():
+    policy = RetryPolicy(max_attempts=3, retry_exceptions=("ConnectionError", "asyncio.TimeoutError"))
+    fn = Flaky(ConnectionResetError(), TimeoutError())
+    assert await retry_call(fn, policy, sleep=Sleeps()) == "ok"
+    assert policy.named() is policy
+    assert RetryPolicy(retry_exceptions=[KeyError]).named().retry_exceptions == ("KeyError",)
+
+
+def test_kailash_spelling_maps_onto_the_same_policy():
+    kailash = RetryPolicy(max_retries=2, base_delay=0.5, max_delay=9.0, retry_on=[KeyError])
+    assert kailash == RetryPolicy(max_attempts=3, initial_delay=0.5, max_delay=9.0,
+                                  retry_exceptions=(KeyError,))
+    assert RetryPolicy(strategy="immediate").initial_delay == 0.0
+    with pytest.raises(ValueError, match="strategy 'linear' is not supported"):
+        RetryPolicy(strategy="linear")
+    with pytest.raises(ValueError, match="not both"):
+        RetryPolicy(max_attempts=2, max_retries=2)

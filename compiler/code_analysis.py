@@ -1,0 +1,463 @@
+"""Analyse one code string: what it reads, what it binds, what it outputs.
+
+Code strings are dedented and compiled as the body of an async function (so syntax
+errors read as Python's do, at the user's line); Python's symbol table gives the code's
+free names and every name it uses; LibCST parses it and the transformers in
+`kflow.transforms` turn it into the body of the node's function. This module knows
+nothing about nodes' kinds or the workflow: `kflow.binding` decides what each free name
+is, and `kflow.analyze` puts the pieces together.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import symtable
+import textwrap
+import tokenize
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from kflow.binding import OptionalInput
+from kflow.errors import error
+from kflow.ir import CodeBlock, SourceLocation
+
+
+@dataclass(frozen=True)
+class CodeAnalysis:
+    """One code string made into a function body, and what the body needs."""
+
+    function_body: str  # the rewritten code, indented as a function body
+    # Functions the code defines at top level: name -> is it `async def` (aliases
+    # `process_item = fn` resolved), for a parallel map's process_item.
+    defines: dict[str, bool] = field(default_factory=dict, compare=False)
+    free_names: tuple[str, ...] = ()
+    optional: tuple[OptionalInput, ...] = ()
+    assigns_result: bool = False
+    # The workflow.py line of each statement of `body`, in source order.
+    statement_lines: tuple[int, ...] = ()
+    file: str | None = None
+    # Where each free name is first read, for diagnostics.
+    name_locations: dict[str, SourceLocation | None] = field(default_factory=dict, compare=False)
+    # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
+    static_keys: StaticKeys | None = None
+    blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
+    # Every name the code binds or reads, at any depth: generated names must avoid them.
+    identifiers: frozenset[str] = frozenset()
+    # Whether `function_body` is already as black formats it (see kflow.blackfmt), and
+    # then the line (1-based, within the body) of each of its statements.
+    formatted: bool = False
+    body_statement_lines: tuple[int, ...] = ()
+    # The last line of `function_body` when it is kflow's `return result` after a simple
+    # statement: black would leave it as it is, so black is not given it (a third of the
+    # lines of a typical node body).
+    tail: str = ""
+
+
+def code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
+    """Map (line, col) in the dedented code to workflow.py."""
+    origin = block.origin
+    if origin is None:
+        return None
+    if not block.exact:
+        return origin
+    if line == 1:
+        return SourceLocation(origin.file, origin.line, origin.col + col)
+    return SourceLocation(origin.file, origin.line + line - 1, col + indent)
+
+
+def _indent_width(text: str) -> int:
+    dedented = textwrap.dedent(text)
+    for raw, new in zip(text.splitlines(), dedented.splitlines(), strict=False):
+        if new.strip():
+            return len(raw) - len(new)
+    return 0
+
+
+def analyse_code(
+    block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = (),
+    returns: str = "result", always_return: bool = False, runtime: str = "rt",
+    format: bool = False,
+) -> CodeAnalysis:
+    """Analyse `block`, the `what` of node (or resource) `node_id`. `provided` are names
+    the pattern binds for it; `runtime` is the module's alias of kflow_runtime; `format`
+    has black format the function body here (a build does; `kflowc check` need not)."""
+    try:
+        return _analyse(block, node_id, what, provided, returns, always_return, runtime,
+                        format)
+    except (RecursionError, MemoryError):
+        origin = block.origin
+        raise error(
+            "KF001", f"node {node_id!r}: {what} is nested too deeply to compile",
+            origin, "split the long expression into several statements",
+        ) from None
+
+
+def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str], returns: str,
+             always_return: bool, runtime: str, format: bool) -> CodeAnalysis:
+    text = textwrap.dedent(block.text)
+    indent = _indent_width(block.text)
+    table = _check_syntax(text, block, node_id, what, indent)
+    tree = ast.parse(text)
+    facts = _scan(tree, returns)
+    _check_not_generator(facts, block, node_id, what, indent)
+
+    free, every = _names(table)
+    assigns_result = _assigned_here(table, returns)
+    appends_return = assigns_result or always_return
+    found: dict[str, OptionalInput] = {}
+    rewrite = "globals" in free or "locals" in free  # globals().get(...): OptionalInputs
+    body = None if rewrite else plain_body(text, tree, returns if appends_return else None)
+    if body is None:  # a rewrite is needed (or the layout is not plain): LibCST does it
+        body, found = _rewritten(text, block, node_id, what, indent, runtime,
+                                 returns if appends_return else None, rewrite)
+    provided = set(provided)
+    first_use = facts.first_use
+    names = sorted(
+        (n for n in free if n not in provided and n not in found), key=first_use
+    )
+    formatted = False
+    tail = _tail(body, tree, returns) if appends_return else ""
+    if format:
+        formatted_body = _black_body(body[:len(body) - len(tail)], block, node_id, what)
+        if formatted_body is not None:
+            body, formatted = formatted_body + tail, True
+    return CodeAnalysis(
+        function_body=body,
+        formatted=formatted,
+        tail=tail,
+        body_statement_lines=body_lines(body) if formatted else (),
+        defines=_defined_functions(tree),
+        name_locations={
+            n: code_location(block, *first_use(n), indent) for n in names
+        },
+        static_keys=facts.static_keys(tree),
+        blocking_calls=tuple(
+            (call, code_location(block, line, col, indent))
+            for call, line, col in sorted(facts.blocking, key=lambda f: (f[1], f[2]))
+        ),
+        free_names=tuple(names),
+        optional=tuple(found.values()),
+        assigns_result=assigns_result or facts.returns_at_top,
+        statement_lines=tuple(_statement_user_lines(facts.statements, appends_return, block)),
+        file=block.origin.file if block.origin else None,
+        identifiers=frozenset(every | set(found)),
+    )
+
+
+def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int, runtime: str,
+               returns: str | None, rewrite: bool) -> tuple[str, dict[str, OptionalInput]]:
+    """The function body as the LibCST transformers make it (kflow.transforms)."""
+    import libcst as cst
+
+    from kflow.transforms import OptionalInputs, as_function_body, return_result
+
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError as exc:  # Python accepted it; LibCST did not.
+        raise error(
+            "KF001", f"node {node_id!r}: {what} cannot be parsed: {exc.message}",
+            code_location(block, exc.raw_line, exc.raw_column, indent),
+            "kflow supports the Python 3.11 grammar in node code",
+        ) from None
+    optional = OptionalInputs(runtime)
+    if rewrite:
+        module = module.visit(optional)
+    if returns is not None:
+        module = return_result(module, returns)
+    return as_function_body(module), optional.found
+
+
+_STRING_SPANS = {tokenize.STRING}
+_FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # Python 3.12's f-string tokens
+_FSTRING_END = getattr(tokenize, "FSTRING_END", None)
+
+
+def plain_body(text: str, tree: ast.Module, returns: str | None) -> str | None:
+    """The code as a function body without rewriting it: every line indented by four
+    spaces except those that begin inside a string literal (whose content must not
+    change), then `return <returns>`. Python's tokenizer says which lines those are.
+
+    This is what the LibCST path gives for code that needs no rewrite, without LibCST's
+    cost (about 0.75 ms a code string, and its import): used when the code's comments
+    all sit between its first and last statement, so that where LibCST would attach
+    them cannot matter. Otherwise None (the caller takes the LibCST path).
+    """
+    if not tree.body:
+        return None
+    first = min([tree.body[0].lineno,
+                 *(d.lineno for d in getattr(tree.body[0], "decorator_list", ()))])
+    last = tree.body[-1].end_lineno or tree.body[-1].lineno
+    inside: set[int] = set()
+    opened: list[int] = []
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind, (start, _), (end, _) = token.type, token.start, token.end
+            if kind == tokenize.COMMENT and not first <= start <= last:
+                return None
+            if kind in _STRING_SPANS and end > start:
+                inside.update(range(start + 1, end + 1))
+            elif kind == _FSTRING_START:
+                opened.append(start)
+            elif kind == _FSTRING_END and opened:
+                begun = opened.pop()
+                inside.update(range(begun + 1, end + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    lines = text.split("\n")[first - 1:last]
+    body = [line if row in inside else ("    " + line if line.strip() else "")
+            for row, line in enumerate(lines, first)]
+    if returns is not None:
+        body.append(f"    return {returns}")
+    return "\n".join(body)
+
+
+# Statements after which black puts nothing between them and a `return` at the same depth
+# (after imports, defs and classes it adds a blank line; compound statements may end in one).
+_PLAIN_LAST = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Raise, ast.Pass,
+               ast.Delete, ast.Assert, ast.Return, ast.Global, ast.Nonlocal)
+
+
+def _tail(body: str, tree: ast.Module, returns: str) -> str:
+    tail = f"\n    return {returns}"
+    last = tree.body[-1] if tree.body else None
+    docstring = (isinstance(last, ast.Expr) and isinstance(last.value, ast.Constant)
+                 and isinstance(last.value.value, str))  # black has rules for docstrings
+    if isinstance(last, _PLAIN_LAST) and not docstring and body.endswith(tail):
+        return tail
+    return ""
+
+
+def body_lines(body: str) -> tuple[int, ...]:
+    """The line (1-based, within `body`) of each statement of a function body."""
+    function = ast.parse("async def _():\n" + body).body[0]
+    return tuple(line - 1 for line in statement_lines(function))
+
+
+def _black_body(body: str, block: CodeBlock, node_id: str, what: str) -> str | None:
+    from kflow.blackfmt import Failure, format_body
+
+    try:
+        return format_body(body)
+    except Failure as exc:
+        raise error("KF001", f"node {node_id!r}: {what} cannot be formatted ("
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                    block.origin, "split long or deeply nested expressions into several "
+                    "statements") from None
+
+
+def _names(table: symtable.SymbolTable) -> tuple[set[str], set[str]]:
+    """(free, every): names the code reads but never binds, at any depth (builtins
+    included: a connection may feed an input called `input`), and every name it uses.
+
+    Python's own symbol table answers this exactly, comprehension and class scopes
+    included, at a fraction of the cost of LibCST's ScopeProvider (see
+    docs/compiler.md), which matters for 1,000-node workflows.
+    """
+    free: set[str] = set()
+    every: set[str] = set()
+    stack = [table]
+    while stack:
+        current = stack.pop()
+        for symbol in current.get_symbols():
+            every.add(symbol.get_name())
+            if symbol.is_referenced() and symbol.is_global() and not symbol.is_assigned():
+                free.add(symbol.get_name())
+        stack.extend(current.get_children())
+    return free, every
+
+
+def _assigned_here(table: symtable.SymbolTable, name: str) -> bool:
+    try:
+        return table.lookup(name).is_assigned()
+    except KeyError:
+        return False
+
+
+class _Facts:
+    """What one walk over the code's tree finds (several questions, one traversal: the
+    walks were most of the analysis of a small code string)."""
+
+    __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
+                 "assignments", "changed")
+
+    def __init__(self) -> None:
+        self.names: dict[str, tuple[int, int]] = {}  # first read of each name
+        self.statements: list[tuple[int, int]] = []  # every statement's start, in any order
+        self.yields: list[tuple[int, int]] = []  # `yield` in the code itself
+        self.returns_at_top = False  # `return` in the code itself
+        self.blocking: list[tuple[str, int, int]] = []  # blocking calls in async code
+        self.assignments: list[ast.stmt] = []  # `<returns> = ...`
+        self.changed = False  # `<returns>[k] = ...`, `<returns>.update(...)`, `del ...`
+
+    def first_use(self, name: str) -> tuple[int, int]:
+        """Sort key: free names in the order they first appear in the code."""
+        return self.names.get(name, (0, 0))
+
+    def static_keys(self, tree: ast.Module) -> StaticKeys | None:
+        """The keys of the output when the code assigns it exactly once, at top level, to
+        a dict literal with constant string keys, and never changes it afterwards."""
+        if self.changed or len(self.assignments) != 1 or self.assignments[0] not in tree.body:
+            return None
+        return _dict_keys(self.assignments[0].value)
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _scan(tree: ast.Module, returns: str) -> _Facts:
+    facts = _Facts()
+    names = facts.names
+    # (node, in the code itself (not a def it makes), in async code)
+    stack: list[tuple[ast.AST, bool, bool]] = [(node, True, True) for node in tree.body]
+    while stack:
+        node, top, in_async = stack.pop()
+        kind = type(node)
+        if kind is ast.Name:
+            key = (node.lineno, node.col_offset)
+            if node.id not in names or key < names[node.id]:
+                names[node.id] = key
+            continue
+        if isinstance(node, ast.stmt):
+            facts.statements.append((node.lineno, node.col_offset))
+            if kind is ast.Return and top:
+                facts.returns_at_top = True
+            elif kind in (ast.Assign, ast.AugAssign, ast.AnnAssign):
+                _note_assignment(node, returns, facts)
+            elif kind is ast.Delete and any(_touches(t, returns) for t in node.targets):
+                facts.changed = True
+        elif kind in (ast.Yield, ast.YieldFrom) and top:
+            facts.yields.append((node.lineno, node.col_offset))
+        elif kind is ast.Call:
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                if func.attr in _MUTATORS and _touches(func.value, returns):
+                    facts.changed = True
+                if in_async and isinstance(func.value, ast.Name):
+                    owner = func.value.id
+                    label = _BLOCKING.get((owner, func.attr)) or _BLOCKING.get((owner, None))
+                    if label:
+                        facts.blocking.append((label, node.lineno, node.col_offset))
+        if isinstance(node, _SCOPES):
+            top = False
+            if kind is not ast.ClassDef:  # a class body runs where the class statement is
+                in_async = kind is ast.AsyncFunctionDef
+        stack.extend((child, top, in_async) for child in ast.iter_child_nodes(node))
+    return facts
+
+
+def _note_assignment(node: ast.stmt, returns: str, facts: _Facts) -> None:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    for target in targets:
+        if isinstance(target, ast.Name) and target.id == returns:
+            facts.assignments.append(node)
+        elif _touches(target, returns):
+            facts.changed = True
+
+
+# A dict literal's keys, each mapped to its own value's keys when that is a dict literal too.
+StaticKeys = dict[str, "StaticKeys | None"]
+
+_MUTATORS = frozenset({"update", "setdefault", "pop", "popitem", "clear", "__setitem__"})
+
+
+def _touches(target: ast.AST, name: str) -> bool:
+    """`name[...]`, `name.x` (at any depth): a change to the value `name` holds."""
+    while isinstance(target, ast.Subscript | ast.Attribute):
+        target = target.value
+        if isinstance(target, ast.Name) and target.id == name:
+            return True
+    return False
+
+
+def _dict_keys(value: ast.AST | None) -> StaticKeys | None:
+    if not isinstance(value, ast.Dict):
+        return None
+    keys: StaticKeys = {}
+    for key, item in zip(value.keys, value.values, strict=True):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            return None  # `**other` or a computed key: not known statically
+        keys[key.value] = _dict_keys(item)
+    return keys
+
+
+_BLOCKING = {("time", "sleep"): "time.sleep()", ("requests", None): "requests"}
+
+
+def _check_not_generator(facts: _Facts, block: CodeBlock, node_id: str, what: str,
+                         indent: int) -> None:
+    """Node code runs as a function that returns its result: `yield` would make it a
+    generator, whose module does not even compile (`return` with a value)."""
+    if facts.yields:
+        line, col = min(facts.yields)
+        raise error(
+            "KF001", f"node {node_id!r}: {what} uses `yield`, but it runs as a function "
+            "that returns its output", code_location(block, line, col, indent),
+            "collect the values in a list and assign it to `result`; a generator can live "
+            "in a function the code defines",
+        )
+
+
+def _check_syntax(
+    text: str, block: CodeBlock, node_id: str, what: str, indent: int
+) -> symtable.SymbolTable:
+    """Compile the code as the body of an async function (what it becomes, so `return`
+    and `await` are fine) and return that function's symbol table."""
+    wrapped = "async def _kflow_node():\n" + textwrap.indent(text or "pass", " ", lambda _: True)
+    filename = block.origin.file if block.origin else "<code>"
+    try:
+        compile(wrapped, filename, "exec", dont_inherit=True)
+        return symtable.symtable(wrapped, filename, "exec").get_children()[0]
+    except SyntaxError as exc:
+        line = (exc.lineno or 2) - 1
+        col = max((exc.offset or 2) - 2, 0)
+        where = code_location(block, max(line, 1), col, indent)
+        if "outside async function" in exc.msg:
+            raise error(
+                "KF107", f"node {node_id!r}: {exc.msg} (a plain `def`, such as a sync "
+                "process_item, cannot await)", where,
+                "make that function `async def`",
+            ) from None
+        raise error(
+            "KF001", f"node {node_id!r}: syntax error in {what}: {exc.msg}", where,
+            "fix the code string; it runs as the body of an async function",
+        ) from None
+    except ValueError as exc:  # e.g. a NUL character (the IR refuses them; belt and braces)
+        raise error("KF001", f"node {node_id!r}: {what} cannot be compiled: {exc}",
+                    block.origin, "fix the code string") from None
+
+
+def statement_lines(tree: ast.AST) -> list[int]:
+    """Line of every statement under `tree`, in source order (black keeps the AST and
+    its order, so the same walk over the formatted module pairs up one to one, and
+    statements a pattern appends after the user's code come last)."""
+    starts = sorted(
+        (n.lineno, n.col_offset) for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree
+    )
+    return [line for line, _ in starts]
+
+
+def _statement_user_lines(starts: list[tuple[int, int]], appends_return: bool,
+                          block: CodeBlock) -> list[int]:
+    """The workflow.py line of each statement of the function body, in source order: the
+    user's statements (the transforms keep their lines), then any appended `return`."""
+    lines = [line for line, _ in sorted(starts)] + ([0] if appends_return else [])
+    origin = block.origin
+    if origin is None:
+        return [0] * len(lines)
+    if not block.exact:
+        return [origin.line] * len(lines)
+    # Statements kflow appends (`return result`) map to the code's last line.
+    last = origin.line + max(len(block.text.rstrip().splitlines()) - 1, 0)
+    return [min(origin.line + ln - 1, last) if ln else last for ln in lines]
+
+
+def _defined_functions(tree: ast.Module) -> dict[str, bool]:
+    defs = {n.name: isinstance(n, ast.AsyncFunctionDef) for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    for n in tree.body:  # `process_item = fn`, as inlined callables end
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in defs:
+            for target in n.targets:
+                if isinstance(target, ast.Name):
+                    defs[target.id] = defs[n.value.id]
+    return defs
