@@ -5,6 +5,8 @@
   or fails under ``KFLOW_REQUIRE_SERVICES=1`` (set by ``.ci/run``).
 - ``pg_pool``, ``pg_conn``, ``redis_client``: ready-made clients, closed after the test.
 - ``unique_name``: a per-test prefix for tables and keys (``kflow_<test>_<hex>``).
+- ``store_url`` (SQLite file, and PostgreSQL marked ``services``) / ``pg_store_url``: a fresh
+  checkpoint store URL; a PostgreSQL store gets a schema of the test's own, dropped after.
 - ``free_port``: a local port with nothing listening (for "connection refused" tests).
 - ``http_app_server``: ``await http_app_server(app)`` serves your ``aiohttp.web.Application``
   on 127.0.0.1 and returns its base URL.
@@ -139,6 +141,37 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """``kflow_<test name>_<8 hex>``: a valid SQL identifier and Redis key prefix."""
     stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:30]
     return f"kflow_{stem}_{uuid.uuid4().hex[:8]}"
+
+
+def pg_url(dsn: str, schema: str) -> str:
+    """The checkpoint store URL of `dsn` with its tables in `schema`."""
+    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_store_url(pg_dsn: str, unique_name: str) -> Iterator[str]:
+    """A PostgreSQL checkpoint store in a schema of this test's own."""
+    yield pg_url(pg_dsn, unique_name)
+    asyncio.run(drop_schema(pg_dsn, unique_name))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh checkpoint store: a SQLite file under tmp_path, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "runs.db")
+    else:
+        yield request.getfixturevalue("pg_store_url")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ PostgreSQL down or gone mid-run, a missing folder. Nothing stored is lost on the
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import textwrap
@@ -135,24 +134,6 @@ async def test_postgresql_down_is_one_line_with_the_password_masked(free_port: i
     assert "Connect" in message  # ConnectionRefusedError / ConnectionError, by platform
 
 
-def pg_url(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
-
-
-@pytest.fixture
-def pg_store_url(pg_dsn: str, unique_name: str) -> Iterator[str]:
-    yield pg_url(pg_dsn, unique_name)
-
-    async def drop() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{unique_name}" CASCADE')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
 
 
 @pytest.mark.services

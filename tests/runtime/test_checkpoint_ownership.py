@@ -44,28 +44,7 @@ CLAIMER = textwrap.dedent("""
 """)
 
 
-def pg_url(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
 
-
-async def drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path, unique_name: str) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.db")
-        return
-    dsn = request.getfixturevalue("pg_dsn")
-    yield pg_url(dsn, unique_name)
-    asyncio.run(drop_schema(dsn, unique_name))
 
 
 class Claimer:

@@ -3,11 +3,9 @@ comes back, resumes restore what they should, gc leaves no rows behind."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,29 +24,7 @@ CHAIN = {"a": "fa", "b": "fb", "c": "fc"}
 CHAIN_UP = {"b": ["a"], "c": ["b"]}
 
 
-def pg_url(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}schema={schema}"
 
-
-async def drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Any, unique_name: str) -> Iterator[str]:
-    """A fresh store: a SQLite file under tmp_path, or a PostgreSQL schema of this test's own."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "runs.db")
-        return
-    dsn = request.getfixturevalue("pg_dsn")
-    yield pg_url(dsn, unique_name)
-    asyncio.run(drop_schema(dsn, unique_name))
 
 
 async def start(url: str, run_id: str = "r1", fingerprints: dict[str, str] = CHAIN,
