@@ -20,6 +20,7 @@ from kflow._version import RUNTIME_INTERFACE, __version__
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
 from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
+from kflow.fingerprint import node_fingerprints
 from kflow.ir import Node, SecretRef
 from kflow.layout import Call, Source
 from kflow.layout import literal as flat
@@ -58,6 +59,8 @@ class ModuleContext:
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
+    # node -> (its fingerprint, the nodes it reads): what a durable run checks on resume.
+    durable: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
@@ -219,10 +222,17 @@ class ModuleBuilder:
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
+            durable=self.durable_table(),
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
         )
+
+    def durable_table(self) -> dict[str, tuple[str, tuple[str, ...]]]:
+        """Each node's fingerprint and upstream nodes, in workflow order (docs/durable.md)."""
+        prints = node_fingerprints(self.workflow)
+        upstream = graph.predecessors(self.workflow)
+        return {n.id: (prints[n.id], tuple(upstream[n.id])) for n in self.workflow.nodes}
 
     def resource_declarations(self) -> list[tuple[str, Code]]:
         """The specs of the resources some node uses; the module opens nothing else."""

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from kflow_runtime.observe import CURRENT, Observer
@@ -26,6 +27,10 @@ from kflow_runtime.redact import mask
 from kflow_runtime.sourcemap import SourceMap
 
 logger = logging.getLogger("kflow")
+
+# (checkpoint session, node id) while a node of a durable run runs: parallel_map and
+# batch_process record their items through it (kflow_runtime.durable). None otherwise.
+CHECKPOINTING: ContextVar[tuple[Any, str] | None] = ContextVar("kflow_checkpoint", default=None)
 
 class _Missing:
     """Default of an optional input whose fallback is mutable (see kflow.transforms)."""
@@ -181,6 +186,9 @@ class Run:
         close_resources: bool = True,
         nodes: tuple[str, ...] = (),
         observer: Observer | None = None,
+        durable: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
+        checkpoint: Any = None,
+        run_id: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.nodes = nodes
@@ -190,7 +198,14 @@ class Run:
         self.module_file = module_file
         self.resources = resources
         self.close_resources = close_resources
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id or uuid.uuid4().hex
+        # Durable runs: `checkpoint` is the store's URL (or a Store); once the run is entered,
+        # `self.checkpoint` is its RunSession. None: no checkpoint code runs or is imported.
+        self.durable = durable or {}
+        self.checkpoint: Any = None
+        self._store = checkpoint
+        self._stored_envelope: dict[str, Any] | None = None  # the run id had finished
+        self._final: dict[str, Any] | None = None  # the envelope a durable run stored
         self.results: dict[str, Any] = {}
         self.errors: dict[str, str] = {}
         self.skipped: list[str] = []
@@ -205,6 +220,12 @@ class Run:
         self._started = time.perf_counter()
 
     async def __aenter__(self) -> Run:
+        if self._store is not None:
+            from kflow_runtime import durable
+
+            # Raises a CheckpointError (busy, other inputs, store down) before anything runs.
+            self.checkpoint = await durable.open_session(self, self._store)
+            self._stored_envelope = self.checkpoint.finished
         if self.observer is not None:
             self.observer.run_started(self.workflow, self.nodes, self._started)
         return self
@@ -218,6 +239,8 @@ class Run:
         try:
             if self.resources is not None and self.close_resources:
                 await self.resources.aclose()
+            if self.checkpoint is not None:
+                await self._end_checkpoint(exc is None)
         finally:
             if interrupted:
                 # The caller (the CLI) still prints what the run did before it was stopped.
@@ -227,6 +250,21 @@ class Run:
                     self.observer.run_finished(self.envelope(), time.perf_counter())
                 except Exception:  # noqa: BLE001 - a broken observer must not hide the run
                     logger.warning("observer failed at the end of the run", exc_info=True)
+
+    async def _end_checkpoint(self, finished: bool) -> None:
+        """Store the envelope of a run that ended (not one cancelled: it stays resumable),
+        then give up the run id."""
+        from kflow_runtime import durable
+
+        session = self.checkpoint
+        try:
+            if finished and self._stored_envelope is None:
+                self._final = None
+                envelope = self.envelope()
+                await durable.finish(session, envelope)
+                self._final = envelope
+        finally:
+            await session.close()
 
     def _interrupt(self) -> None:
         """The run was cancelled: nodes that never started count as skipped."""
@@ -322,6 +360,11 @@ class Run:
         if bad and (any(dep in bad for dep in after) or any(w[1] in bad for w in wires)):
             self._skip(node_id)
             return
+        checkpoint = self.checkpoint
+        if checkpoint is not None:
+            if self._restore(node_id, retry is not None):
+                return
+            durable_node = CHECKPOINTING.set((checkpoint, node_id))
         started = time.perf_counter()
         kwargs: dict[str, Any] = {}
         observer = self.observer
@@ -355,16 +398,54 @@ class Run:
                 self._cancelled(node_id, started, observer)
                 if observer is not None:
                     CURRENT.reset(watching)
+                if checkpoint is not None:
+                    CHECKPOINTING.reset(durable_node)
                 raise
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
             self.results[node_id] = output
         ended = time.perf_counter()
         self.times[node_id] = ended - started
+        if checkpoint is not None:
+            CHECKPOINTING.reset(durable_node)
+            # Stored before anything downstream starts: a crash never leaves a dependent's
+            # outcome stored without this one.
+            await self._commit(node_id)
         self._finish(node_id)
         if observer is not None:
             CURRENT.reset(watching)
             self._observe_end(node_id, ended)
+
+    # -- durable runs (kflow_runtime.durable) ------------------------------------
+
+    def _restore(self, node_id: str, retried: bool) -> bool:
+        """Put back the node's stored outcome instead of running it; False: run it."""
+        if self._stored_envelope is not None:
+            return True  # the run had finished: its stored envelope is the answer
+        restored = self.checkpoint.restored(node_id)
+        if restored is None:
+            return False
+        if restored.status == "failed":
+            self.errors[node_id] = restored.error or "the stored run failed here"
+            self._bad.add(node_id)
+        else:
+            self.results[node_id] = restored.output
+            if restored.status == "recovered":
+                self.recovered[node_id] = restored.error or ""
+        if retried:
+            self.attempts[node_id] = restored.attempts
+        self.times[node_id] = restored.duration
+        self._finish(node_id)
+        if self.observer is not None:
+            now = time.perf_counter()
+            self.observer.node_started(node_id, now)
+            self._observe_end(node_id, now)
+        return True
+
+    async def _commit(self, node_id: str) -> None:
+        from kflow_runtime import durable
+
+        await durable.commit(self, node_id)
 
     async def _open(
         self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],
@@ -519,6 +600,10 @@ class Run:
     # -- the result --------------------------------------------------------------
 
     def envelope(self) -> dict[str, Any]:
+        if self._stored_envelope is not None:
+            return self._stored_envelope
+        if self._final is not None:
+            return self._final
         if self._interrupted:
             status = "cancelled"
         else:
@@ -540,6 +625,8 @@ class Run:
             envelope["cancelled"] = self.cancelled
         if self.partial:
             envelope["partial"] = self.partial
+        if self.checkpoint is not None:
+            envelope["resumed"] = list(self.checkpoint.resumed)
         return envelope
 
 

@@ -14,6 +14,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"robust_operation": ("91922a11cc703eb2", ())}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
 
@@ -51,9 +54,17 @@ async def node_robust_operation(*, risky_operation):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -61,6 +72,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -89,7 +103,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "22-50 23:11 25:13 26:14 28:16 29:17 30:18 31:19 32:20 34:22 39:27 40:28 42:30 43:31 45:33 50:37",
+        "node_robust_operation": "25-53 26:11 28:13 29:14 31:16 32:17 33:18 34:19 35:20 37:22 42:27 43:28 45:30 46:31 48:33 53:37",
     },
 )
 

@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_paths"
 NODES = ("data_fetcher", "processor")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "data_fetcher": ("95d8169c8f4d04c7", ()),
+    "processor": ("708f9b438fce086e", ("data_fetcher",)),
+}
 
 
 # Node "data_fetcher": workflow.py:7
@@ -35,9 +41,17 @@ async def node_processor(*, user_profile, user_permissions, auth_token):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -45,6 +59,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.call("data_fetcher", node_data_fetcher)
         await ctx.call(
@@ -75,8 +92,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "17-23 18:8 23:12",
-        "node_processor": "27-34 28:16 29:17 34:21",
+        "node_data_fetcher": "23-29 24:8 29:12",
+        "node_processor": "33-40 34:16 35:17 40:21",
     },
 )
 

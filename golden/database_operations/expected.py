@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "db_operations"
 NODES = ("query_users", "complex_query")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "query_users": ("198cb434abda81b9", ()),
+    "complex_query": ("6ab3b3f644e5adcc", ()),
+}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -74,13 +80,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -98,6 +108,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.concurrently(
             chain_query_users,
@@ -130,7 +143,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
+        "node_complex_query": "53-65 54:34 56:36 57:37 58:38 59:39 64:44 65:44",
     },
 )
 

@@ -14,6 +14,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "payments"
 NODES = ("critical_operation", "refund")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "critical_operation": ("e6efe55af54dcf9f", ()),
+    "refund": ("42ec647c9cb61d51", ()),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "external_service": ("critical_operation",),
@@ -76,9 +82,17 @@ async def chain_refund(ctx: rt.Run) -> None:
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -86,6 +100,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -113,8 +130,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "26-34 28:27 29:28 34:32",
-        "node_refund": "38-41 39:43 40:44 41:44",
+        "node_critical_operation": "32-40 34:27 35:28 40:32",
+        "node_refund": "44-47 45:43 46:44 47:44",
     },
 )
 

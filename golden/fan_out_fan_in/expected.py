@@ -13,6 +13,16 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "source": ("6dd466db590a025c", ()),
+    "processor_a": ("8de369df6e9522ce", ("source",)),
+    "processor_b": ("e86fc3d6193489b9", ("source",)),
+    "processor_c": ("1e74504779cbc617", ("source",)),
+    "monitor": ("30525e8e179c4384", ("source",)),
+    "aggregator": ("5790a616262ae5f3", ("processor_a", "processor_b", "processor_c")),
+}
 
 
 # Node "source": workflow.py:7
@@ -99,9 +109,17 @@ async def chain_aggregator(ctx: rt.Run) -> None:
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -109,6 +127,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.concurrently(
             chain_source,
@@ -136,12 +157,12 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_source": "19-21 20:8 21:8",
-        "node_processor_a": "25-28 26:11 27:12 28:12",
-        "node_processor_b": "32-35 33:15 34:16 35:16",
-        "node_processor_c": "39-41 40:19 41:19",
-        "node_monitor": "45-47 46:22 47:22",
-        "node_aggregator": "51-53 52:25 53:25",
+        "node_source": "29-31 30:8 31:8",
+        "node_processor_a": "35-38 36:11 37:12 38:12",
+        "node_processor_b": "42-45 43:15 44:16 45:16",
+        "node_processor_c": "49-51 50:19 51:19",
+        "node_monitor": "55-57 56:22 57:22",
+        "node_aggregator": "61-63 62:25 63:25",
     },
 )
 

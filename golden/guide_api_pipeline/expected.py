@@ -13,6 +13,13 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "api_pipeline"
 NODES = ("fetch_users", "process_users", "store_users")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "fetch_users": ("108bd38f2b772ef8", ()),
+    "process_users": ("da725f0e7ae4f9e0", ("fetch_users",)),
+    "store_users": ("da6fdaf801c8ec40", ("process_users",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
 
@@ -99,13 +106,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -123,6 +134,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -173,9 +187,9 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_users": "29-32 30:27 31:28 32:28",
-        "functions_process_users": "46-59 47:37 49:39 50:40 52:42 59:47",
-        "code_store_users": "74-85 75:58 76:59 77:60 84:64 85:64",
+        "code_fetch_users": "36-39 37:27 38:28 39:28",
+        "functions_process_users": "53-66 54:37 56:39 57:40 59:42 66:47",
+        "code_store_users": "81-92 82:58 83:59 84:60 91:64 92:64",
     },
 )
 

@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "multi_fetch": ("866dca9923dac791", ()),
+    "analyze": ("4ad00e9967c19011", ("multi_fetch",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "crm_api": ("multi_fetch",),
@@ -95,9 +101,17 @@ async def node_analyze(*, successful, failed):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -105,6 +119,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -141,11 +158,11 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "24-27 25:18 26:19 27:19",
-        "fetch_multi_fetch_orders": "31-34 32:22 33:23 34:23",
-        "fetch_multi_fetch_inventory": "38-41 39:26 40:27 41:27",
-        "fetch_multi_fetch_analytics": "45-48 46:30 47:31 48:31",
-        "node_analyze": "64-94 66:43 67:44 68:45 69:46 72:49 73:50 74:51 75:52 76:53 77:54 80:57 89:68 94:72",
+        "fetch_multi_fetch_customers": "30-33 31:18 32:19 33:19",
+        "fetch_multi_fetch_orders": "37-40 38:22 39:23 40:23",
+        "fetch_multi_fetch_inventory": "44-47 45:26 46:27 47:27",
+        "fetch_multi_fetch_analytics": "51-54 52:30 53:31 54:31",
+        "node_analyze": "70-100 72:43 73:44 74:45 75:46 78:49 79:50 80:51 81:52 82:53 83:54 86:57 95:68 100:72",
     },
 )
 

@@ -11,6 +11,13 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "file_processor"
 NODES = ("scan_files", "process_files", "store_results")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "scan_files": ("05bff52194849308", ()),
+    "process_files": ("abf68682c2d329fc", ("scan_files",)),
+    "store_results": ("42b08aaa99ca3405", ("process_files",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
 
@@ -132,13 +139,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -156,6 +167,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -203,9 +217,9 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_scan_files": "26-45 27:25 28:26 30:28 31:29 33:31 34:32 35:33 44:40 45:40",
-        "functions_process_files": "49-80 50:48 51:49 52:50 55:53 58:56 61:59 70:68 71:69 73:71 80:76",
-        "node_store_results": "95-125 96:87 99:90 100:91 103:94 104:95 105:96 116:106 125:114",
+        "node_scan_files": "33-52 34:25 35:26 37:28 38:29 40:31 41:32 42:33 51:40 52:40",
+        "functions_process_files": "56-87 57:48 58:49 59:50 62:53 65:56 68:59 77:68 78:69 80:71 87:76",
+        "node_store_results": "102-132 103:87 106:90 107:91 110:94 111:95 112:96 123:106 132:114",
     },
 )
 

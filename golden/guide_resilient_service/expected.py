@@ -20,6 +20,16 @@ NODES = (
     "fetch_fresh",
     "cache_store",
 )
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "primary_service": ("d08116d031177d25", ()),
+    "try_primary": ("32d263ae85c7b555", ("primary_service",)),
+    "use_backup": ("ec06e3d5e28e57b9", ("try_primary",)),
+    "cache_check": ("2f95678acb38caa4", ("use_backup",)),
+    "fetch_fresh": ("00fff26a57d357fa", ("cache_check",)),
+    "cache_store": ("9e87de1476bae9dc", ("fetch_fresh",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "request_data": ("primary_service", "use_backup"),
@@ -136,13 +146,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -160,6 +174,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -235,10 +252,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "44-49 45:24 46:25 47:26 48:27 49:27",
-        "node_try_primary": "68-74 70:40 71:41 73:43 74:43",
-        "code_use_backup": "78-83 80:47 81:48 82:49 83:49",
-        "code_fetch_fresh": "101-112 103:62 104:63 107:66 108:67 109:68 111:70 112:70",
+        "code_primary_service": "54-59 55:24 56:25 57:26 58:27 59:27",
+        "node_try_primary": "78-84 80:40 81:41 83:43 84:43",
+        "code_use_backup": "88-93 90:47 91:48 92:49 93:49",
+        "code_fetch_fresh": "111-122 113:62 114:63 117:66 118:67 119:68 121:70 122:70",
     },
 )
 

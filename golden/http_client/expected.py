@@ -11,6 +11,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "http_client"
 NODES = ("api_call",)
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"api_call": ("03f7dae75dde4a62", ())}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -53,13 +56,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -77,6 +84,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.call("api_call", node_api_call, resources=("authenticated_api",))
     return ctx.envelope()
@@ -106,7 +116,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_api_call": "37-46 39:28 41:30 42:31 43:32 45:34 46:34",
+        "node_api_call": "40-49 42:28 44:30 45:31 46:32 48:34 49:34",
     },
 )
 

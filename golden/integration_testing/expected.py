@@ -11,6 +11,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "workflow"
 NODES = ("db_operation",)
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"db_operation": ("e92b6cfc87d70296", ())}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -32,13 +35,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -56,6 +63,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.call("db_operation", node_db_operation, resources=("test_db",))
     return ctx.envelope()

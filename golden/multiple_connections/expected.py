@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "health_alerts"
 NODES = ("health_monitor", "alert_processor")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "health_monitor": ("49696711a2c63740", ()),
+    "alert_processor": ("ee0ab0532699f488", ("health_monitor",)),
+}
 
 
 # Node "health_monitor": workflow.py:8
@@ -42,9 +48,17 @@ async def node_alert_processor(
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -52,6 +66,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.call("health_monitor", node_health_monitor)
         await ctx.call(
@@ -82,8 +99,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "17-24 18:9 24:14",
-        "node_alert_processor": "28-41 32:19 33:20 34:21 36:23 41:27",
+        "node_health_monitor": "23-30 24:9 30:14",
+        "node_alert_processor": "34-47 38:19 39:20 40:21 42:23 47:27",
     },
 )
 

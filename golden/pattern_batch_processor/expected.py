@@ -11,6 +11,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "batch_processor"
 NODES = ("load", "square")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"load": ("f01e17b812467438", ()), "square": ("9e930becaaa29bb8", ("load",))}
 
 
 # Node "load": workflow.py:7
@@ -33,9 +36,17 @@ async def node_square(*, items):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -43,6 +54,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.call("load", node_load)
         await ctx.call("square", node_square, wires=(("items", "load", ()),))
@@ -65,8 +79,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "17-19 18:7 19:7",
-        "code_square": "23-25 24:12 25:12",
+        "node_load": "20-22 21:7 22:7",
+        "code_square": "26-28 27:12 28:12",
     },
 )
 

@@ -11,6 +11,13 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "cache_aside"
 NODES = ("profile_cached", "profile_fetch", "profile_store")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "profile_cached": ("0b4386e04e3a107b", ()),
+    "profile_fetch": ("dd0f6d17c1a1a3b4", ("profile_cached",)),
+    "profile_store": ("68b251828fdfae4f", ("profile_fetch",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "user_id": ("profile_cached", "profile_fetch"),
@@ -62,13 +69,17 @@ async def run(
     registry: rt.ResourceRegistry | None = None,
     environ: dict | None = None,
     observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
     """Run the workflow once and return its envelope.
 
     `resources` injects ready-made resource objects by name (tests, mocks), or is the
     long-lived `open_resources()` of this process, which the run uses and leaves open;
     `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
+    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
+    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
+    again with the same `run_id` to resume (docs/durable.md).
     """
     if isinstance(resources, rt.Resources):
         opened, owned = resources, False
@@ -86,6 +97,9 @@ async def run(
         resources=opened,
         close_resources=owned,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -135,7 +149,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_profile_fetch": "37-40 38:16 39:17 40:17",
+        "code_profile_fetch": "44-47 45:16 46:17 47:17",
     },
 )
 

@@ -13,6 +13,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "circuit_breaker"
 NODES = ("charge", "refund")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"charge": ("6ff99989207efd99", ()), "refund": ("3025bd955e377e8a", ())}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
 
@@ -61,9 +64,17 @@ async def chain_refund(ctx: rt.Run) -> None:
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -71,6 +82,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -98,8 +112,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_charge": "21-25 22:11 23:12 24:13 25:13",
-        "code_refund": "41-42 42:22",
+        "code_charge": "24-28 25:11 26:12 27:13 28:13",
+        "code_refund": "44-45 45:22",
     },
 )
 

@@ -13,6 +13,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_fetch"
 NODES = ("multi_fetch", "summary")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "multi_fetch": ("19fcfce0eb124510", ()),
+    "summary": ("804a1034a14a3add", ("multi_fetch",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"count": ("multi_fetch",)}
 
@@ -55,9 +61,17 @@ async def node_summary(*, successful, failed):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -65,6 +79,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -97,10 +114,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_fast": "21-24 22:12 23:13 24:13",
-        "fetch_multi_fetch_slow": "28-31 29:16 30:17 31:17",
-        "fetch_multi_fetch_broken": "35-37 36:20 37:20",
-        "node_summary": "52-54 53:28 54:28",
+        "fetch_multi_fetch_fast": "27-30 28:12 29:13 30:13",
+        "fetch_multi_fetch_slow": "34-37 35:16 36:17 37:17",
+        "fetch_multi_fetch_broken": "41-43 42:20 43:20",
+        "node_summary": "58-60 59:28 60:28",
     },
 )
 

@@ -13,6 +13,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_map"
 NODES = ("load", "enrich")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"load": ("df8df472d216005c", ()), "enrich": ("08ab96702ad09241", ("load",))}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"greeting": ("enrich",)}
 
@@ -42,9 +45,17 @@ async def node_enrich(*, items, greeting):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -52,6 +63,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -83,8 +97,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "21-23 22:7 23:7",
-        "functions_enrich": "27-34 28:11 29:12 30:13 31:14 32:15 34:15",
+        "node_load": "24-26 25:7 26:7",
+        "functions_enrich": "30-37 31:11 32:12 33:13 34:14 35:15 37:15",
     },
 )
 

@@ -13,6 +13,14 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "controlling_concurrency"
 NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "numbers": ("4316c8c37a227e42", ()),
+    "cpu_intensive": ("971084fb6a1a53c4", ("numbers",)),
+    "io_intensive": ("f479b915b45bc28d", ("numbers",)),
+    "memory_intensive": ("f5be90873b457866", ("numbers",)),
+}
 
 
 # Node "numbers": workflow.py:36
@@ -134,9 +142,17 @@ async def chain_memory_intensive(ctx: rt.Run) -> None:
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -144,6 +160,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         await ctx.concurrently(
             chain_numbers,
@@ -169,10 +188,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_numbers": "19-21 20:36 21:36",
-        "functions_cpu_intensive": "26-41 27:22 28:23 30:25 32:27 34:29 35:30 36:31 37:32 38:33 40:35 41:35",
-        "functions_io_intensive": "62-69 63:26 64:27 66:29 68:31 69:31",
-        "functions_memory_intensive": "85-91 86:30 87:31 88:32 90:34 91:34",
+        "node_numbers": "27-29 28:36 29:36",
+        "functions_cpu_intensive": "34-49 35:22 36:23 38:25 40:27 42:29 43:30 44:31 45:32 46:33 48:35 49:35",
+        "functions_io_intensive": "70-77 71:26 72:27 74:29 76:31 77:31",
+        "functions_memory_intensive": "93-99 94:30 95:31 96:32 98:34 99:34",
     },
 )
 

@@ -11,6 +11,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "rate_limited"
 NODES = ("fetch_page",)
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"fetch_page": ("b5fb6eb9796ff4e3", ())}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_page",)}
 
@@ -32,9 +35,17 @@ async def node_fetch_page(*, page_num):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -42,6 +53,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -66,7 +80,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_page": "19-21 20:11 21:11",
+        "code_fetch_page": "22-24 23:11 24:11",
     },
 )
 

@@ -13,6 +13,14 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "timeout_with_fallback"
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "quote_live": ("b142067904bec2ed", ()),
+    "quote_cached": ("74e95a41ee00107f", ("quote_live",)),
+    "rate_live": ("4942ff1962370ceb", ()),
+    "rate_cached": ("2d02118670e00365", ("rate_live",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"delay": ("quote_live",)}
 
@@ -87,9 +95,17 @@ async def chain_rate_live(ctx: rt.Run) -> None:
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -97,6 +113,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -124,10 +143,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_quote_live": "21-24 22:12 23:13 24:13",
-        "code_quote_cached": "28-30 29:16 30:16",
-        "node_rate_live": "41-43 42:25 43:25",
-        "code_rate_cached": "47-49 48:28 49:28",
+        "node_quote_live": "29-32 30:12 31:13 32:13",
+        "code_quote_cached": "36-38 37:16 38:16",
+        "node_rate_live": "49-51 50:25 51:25",
+        "code_rate_cached": "55-57 56:28 57:28",
     },
 )
 

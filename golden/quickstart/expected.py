@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {
+    "fetch": ("2ea482a86c5e4884", ()),
+    "process": ("1edc9adea11ad1be", ("fetch",)),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
 
@@ -28,9 +34,17 @@ async def node_process(*, input_data, process_data):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -38,6 +52,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -68,8 +85,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_fetch": "19-21 20:18 21:18",
-        "node_process": "25-27 26:23 27:23",
+        "node_fetch": "25-27 26:18 27:18",
+        "node_process": "31-33 32:23 33:23",
     },
 )
 

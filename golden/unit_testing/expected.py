@@ -11,6 +11,9 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "test_workflow"
 NODES = ("test_node",)
+# Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
+# nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
+DURABLE = {"test_node": ("a0620422acb9938c", ())}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_value": ("test_node",)}
 
@@ -22,9 +25,17 @@ async def node_test_node(*, input_value):
 
 
 async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
+    inputs: dict | None = None,
+    *,
+    observer: rt.Observer | None = None,
+    checkpoint: str | None = None,
+    run_id: str | None = None,
 ) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
+    """Run the workflow once and return its envelope; `observer` watches the run.
+
+    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
+    ends: run again with the same `run_id` to resume (docs/durable.md).
+    """
     async with rt.Run(
         WORKFLOW,
         inputs,
@@ -32,6 +43,9 @@ async def run(
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
+        durable=DURABLE,
+        checkpoint=checkpoint,
+        run_id=run_id,
     ) as ctx:
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
@@ -56,7 +70,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_test_node": "19-21 20:8 21:8",
+        "node_test_node": "22-24 23:8 24:8",
     },
 )
 

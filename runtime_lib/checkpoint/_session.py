@@ -485,6 +485,8 @@ class StoredItems:
         from the input)."""
         return sorted(self._errors, key=lambda record: record["index"])
 
-    def batch_results(self) -> list[Any]:
-        """batch_processor: the stored batches' results, concatenated in index order."""
-        return [value for values in self._results for value in values]
+    def batch_results(self, before: int | None = None) -> list[Any]:
+        """batch_processor: the stored batches' results, concatenated in index order (only
+        those of batches starting before index `before`, if given)."""
+        return [value for start, values in zip(self._starts, self._results, strict=True)
+                if before is None or start < before for value in values]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import aclosing
 from typing import Any
 
-from kflow_runtime.run import is_cancellation
+from kflow_runtime.run import CHECKPOINTING, is_cancellation
 
 from ._errors import PatternError, error_message, format_error
 
@@ -57,6 +57,26 @@ async def batch_process(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if flush_interval is not None and not flush_interval > 0:
         raise ValueError(f"flush_interval must be None or > 0 seconds, got {flush_interval!r}")
+    checkpointing = CHECKPOINTING.get()
+    if checkpointing is not None and not isinstance(items, AsyncIterable):
+        # A durable run: each batch's results are stored as it ends, and a resume skips the
+        # batches stored. A stream cannot be replayed by index, so it is not checkpointed.
+        from kflow_runtime.durable import checkpointed_batches
+
+        async def batches(todo: list[Any], record: Any) -> dict[str, Any]:
+            return await _process(process_batch, todo, batch_size, flush_interval, record)
+
+        return await checkpointed_batches(checkpointing, list(items), batch_size, batches)
+    return await _process(process_batch, items, batch_size, flush_interval, None)
+
+
+async def _process(
+    process_batch: Callable[[list[Any]], Awaitable[list[Any]]],
+    items: Iterable[Any] | AsyncIterable[Any],
+    batch_size: int,
+    flush_interval: float | None,
+    record: Callable[[int, int, list[Any]], Awaitable[None]] | None,
+) -> dict[str, Any]:
     results: list[Any] = []
     processed = 0
     batches = 0
@@ -79,6 +99,9 @@ async def batch_process(
             ) from exc
         if out is None:
             raise TypeError("process_batch returned None; it must return the batch's results list")
+        if record is not None:
+            out = list(out)
+            await record(processed, len(chunk), out)
         results.extend(out)
         processed += len(chunk)
         batches += 1

@@ -14,6 +14,7 @@ from itertools import islice
 from typing import Any
 
 from ..observe import map_hooks
+from ..run import CHECKPOINTING
 from ._errors import PatternError, describe, format_error, item_timed_out
 from .executors import (
     AsyncExecutor,
@@ -82,6 +83,37 @@ async def parallel_map(
     _check_options(max_workers, batch_size, timeout_per_item)
     if progress is None and on_batch is None:
         progress, on_batch = map_hooks()
+    options = dict(max_workers=max_workers, batch_size=batch_size,
+                   timeout_per_item=timeout_per_item, continue_on_error=continue_on_error,
+                   executor=executor, progress=progress, on_batch=on_batch)
+    checkpointing = CHECKPOINTING.get()
+    if checkpointing is not None:  # a durable run: item outcomes are stored as they end
+        from kflow_runtime.durable import checkpointed_map
+
+        return await checkpointed_map(checkpointing, process_item, items, **options)
+    run, chunks, duration = await execute(process_item, items, **options)
+    results, errors = run.outcome()
+    return answer(results, errors, run.total, duration, chunks, max_workers, continue_on_error)
+
+
+async def execute(
+    process_item: Callable[[Any], Any],
+    items: Iterable[Any],
+    *,
+    max_workers: int,
+    batch_size: int | None,
+    timeout_per_item: float | None,
+    continue_on_error: bool,
+    executor: str | Executor,
+    progress: Progress | None,
+    on_batch: OnBatch | None,
+    recorder: Any = None,
+    max_block: int = _MAX_BLOCK,
+) -> tuple[_Run, int, float]:
+    """Run the items: (the map's shared state, batches or chunks taken, seconds).
+
+    `recorder` (kflow_runtime.durable) is told each contiguous stretch of items as it ends,
+    with blocks of at most `max_block` items, and may ask the workers to wait."""
     runner = resolve_executor(executor)  # $KFLOW_DASK_SCHEDULER overrides `executor`
     total = len(items) if isinstance(items, Sized) else None
     started = time.perf_counter()
@@ -91,7 +123,7 @@ async def parallel_map(
         read_ahead = min(max(_READ_AHEAD_PER_WORKER * workers, 256), 8192)
         feed = _Feed(items, batch_size, read_ahead, lanes=workers)
         run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
-                   on_batch=on_batch)
+                   on_batch=on_batch, recorder=recorder, max_block=max_block)
         if timeout_per_item is None:
             worker = lambda: run.work(process_item)  # noqa: E731
         else:
@@ -108,7 +140,7 @@ async def parallel_map(
             chunk_size = min(chunk_size, batch_size)
         feed = _Feed(items, batch_size, chunk_size)
         run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
-                   on_batch=on_batch)
+                   on_batch=on_batch, recorder=recorder, max_block=max_block)
         session = runner.session(
             process_item, max_workers=max_workers, timeout_per_item=timeout_per_item
         )
@@ -121,9 +153,14 @@ async def parallel_map(
                 _worker_count(slots, total, chunk_size),
             )
         chunks = feed.batches if batch_size else run.chunks
+    return run, chunks, time.perf_counter() - started
 
-    duration = time.perf_counter() - started
-    results, errors = run.outcome()
+
+def answer(
+    results: list[Any], errors: list[dict[str, Any]], total: int | None, duration: float,
+    chunks: int, max_workers: int, continue_on_error: bool,
+) -> dict[str, Any]:
+    """parallel_map's answer (or its ParallelMapError) from the outcomes."""
     done = len(results) + len(errors)
     statistics = {
         "total": total if total is not None else done,
@@ -222,8 +259,12 @@ class _Run:
         stop_on_error: bool,
         progress: Progress | None,
         on_batch: OnBatch | None = None,
+        recorder: Any = None,
+        max_block: int = _MAX_BLOCK,
     ) -> None:
         self.feed = feed
+        self.recorder = recorder  # durable runs: told each finished stretch (see execute)
+        self.max_block = max_block
         self.total = total
         # One slot per item, filled by index: input order without sorting. Sized input gets
         # all its slots at once; other input grows them as items are read.
@@ -267,6 +308,8 @@ class _Run:
                 except BaseException as exc:
                     self.item_raised(first + len(out) * stride, out, item, exc)
             self.finish(me)
+            if self.recorder is not None and self.recorder.backlogged:
+                await self.wait_for_store(None, 0.0)
 
     async def work_with_deadline(self, fn: Callable[[Any], Any], timeout: float) -> None:
         me = id(asyncio.current_task())
@@ -288,8 +331,24 @@ class _Run:
                     except BaseException as exc:
                         self.item_raised(first + len(out) * stride, out, item, exc)
                 self.finish(me)
+                if self.recorder is not None and self.recorder.backlogged:
+                    await self.wait_for_store(deadline, timeout)
         finally:
             deadline.close()
+
+    async def wait_for_store(self, deadline: _Deadline | None, timeout: float) -> None:
+        """A durable run's store is behind: wait before taking more items. The worker's
+        deadline timer stays armed (it cannot be paused), so each of its expiries is let
+        through and the wait goes on."""
+        while True:
+            if deadline is not None:
+                deadline.when = time.monotonic() + timeout
+            try:
+                await self.recorder.drain()
+                return
+            except asyncio.CancelledError:
+                if deadline is None or not deadline.expired_here():
+                    raise
 
     def take(self, me: int) -> tuple[int, int, list[Any], list[Any]] | None:
         """The next run for worker `me`: (first index, stride, items, empty output list)."""
@@ -339,13 +398,15 @@ class _Run:
         if not self.dealing:
             feed = self.feed
             if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
-                self.size[me] = min(2 * self.size.get(me, 1), _MAX_BLOCK)
-            elif self.on_batch is None:
+                self.size[me] = min(2 * self.size.get(me, 1), self.max_block)
+            elif self.on_batch is None and self.recorder is None:
                 self.dealing = True
             else:
                 self.size[me] = 1
         if self.on_batch is not None:  # never set while dealing: runs are contiguous
             self.on_batch(self.block_started.pop(me), time.perf_counter(), first, len(out))
+        if self.recorder is not None:  # neither is this
+            self.recorder.block_done(self, first, len(out))
         if self.progress is not None:
             self.progress(self.done, self.total)
 
@@ -402,6 +463,10 @@ class _Run:
             self.done += len(chunk)
             if self.on_batch is not None:
                 self.on_batch(chunk_started, time.perf_counter(), start, len(chunk))
+            if self.recorder is not None:
+                self.recorder.block_done(self, start, len(chunk))
+                if self.recorder.backlogged:
+                    await self.recorder.drain()
             if self.progress is not None:
                 self.progress(self.done, self.total)
 

@@ -1,0 +1,209 @@
+"""Durable runs: what `Run` does with a checkpoint store (docs/durable.md).
+
+Imported only when a run is given a store (`run(inputs, checkpoint=URL)`, `--checkpoint`);
+a run without one never loads this module or `kflow_runtime.checkpoint`.
+
+- `open_session`: claim the run id, decide start / resume / finished, say on stderr why
+  nodes run again;
+- `commit`: a node's outcome, awaited before its dependents start;
+- `checkpointed_map` / `checkpointed_batches`: parallel_map and batch_process record item
+  outcomes in chunks as they end, and on resume run only the items without one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from kflow_runtime.checkpoint import RunSession, open_run
+from kflow_runtime.envelope import to_json
+
+
+def dumps(value: Any) -> str:
+    """The envelope's JSON-safe rendering, compact (docs/durable.md: "For the runtime")."""
+    return to_json(value, indent=None)
+
+
+def say(line: str) -> None:
+    print(f"kflow: {line}", file=sys.stderr, flush=True)
+
+
+async def open_session(run: Any, store: Any) -> RunSession:
+    """Open `run`'s checkpoint in `store` (a URL or a Store); CheckpointError if refused."""
+    table: Mapping[str, tuple[str, tuple[str, ...]]] = run.durable
+    session = await open_run(
+        store, run_id=run.run_id, workflow=run.workflow, inputs=dict(run.inputs),
+        fingerprints={node: fp for node, (fp, _) in table.items()},
+        upstream={node: upstream for node, (_, upstream) in table.items()},
+        dumps=dumps,
+    )
+    for line in session.messages:
+        say(line)
+    return session
+
+
+async def commit(run: Any, node_id: str) -> None:
+    """Store the outcome `run` has just recorded for `node_id`."""
+    session: RunSession = run.checkpoint
+    attempts = run.attempts.get(node_id, 1)
+    duration = run.times.get(node_id, 0.0)
+    if node_id in run.errors:
+        await session.node_done(node_id, error=run.errors[node_id], attempts=attempts,
+                                duration=duration)
+    else:
+        await session.node_done(node_id, output=run.results.get(node_id),
+                                recovered=run.recovered.get(node_id), attempts=attempts,
+                                duration=duration)
+    if session.notes:  # an output that cannot be restored: said once, as it is stored
+        for note in session.notes:
+            say(note)
+        session.notes.clear()
+
+
+async def finish(session: RunSession, envelope: dict[str, Any]) -> None:
+    await session.finish(envelope)
+
+
+# --------------------------------------------------------------------------- item chunks
+
+
+def chunk_size(total: int) -> int:
+    """Items per chunk write of a map of `total` items: total // 40, at least 10, at most
+    1,000. A kill loses at most about three chunks (the block running, the write in flight,
+    what gathered since): 150 of 2,000 items, 3,000 of 100,000 (docs/durable.md)."""
+    return min(max(total // 40, 10), 1000)
+
+
+class _Blocks:
+    """Hands parallel_map's finished stretches to the ItemRecorder, in input indexes.
+
+    The map runs over the items still to do (`pending`, ranges of input indexes, laid end
+    to end); a stretch of those positions may span several ranges, so it is cut at their
+    edges. Error records are matched to their stretch by position.
+    """
+
+    def __init__(self, recorder: Any, pending: list[range]) -> None:
+        self.recorder = recorder
+        self.starts: list[int] = []  # position of each range's first item in the todo list
+        at = 0
+        for gap in pending:
+            self.starts.append(at)
+            at += len(gap)
+        self.pending = pending
+        self.identity = len(pending) == 1 and pending[0].start == 0
+        self.seen = 0  # error records of the map already sorted into `failed`
+        self.failed: dict[int, dict[str, Any]] = {}
+
+    @property
+    def backlogged(self) -> bool:
+        return bool(self.recorder.backlogged)
+
+    async def drain(self) -> None:
+        await self.recorder.drain()
+
+    def index(self, position: int) -> int:
+        if self.identity:
+            return position
+        at = bisect.bisect_right(self.starts, position) - 1
+        return self.pending[at].start + position - self.starts[at]
+
+    def block_done(self, run: Any, first: int, size: int) -> None:
+        errors = run.errors
+        if len(errors) > self.seen:
+            for record in errors[self.seen:]:
+                self.failed[record["index"]] = record
+            self.seen = len(errors)
+        end = first + size
+        while first < end:
+            if self.identity:
+                stop = end
+            else:
+                at = bisect.bisect_right(self.starts, first) - 1
+                stop = min(end, self.starts[at] + len(self.pending[at]))
+            records = []
+            if self.failed:
+                records = [self._stored(self.failed.pop(p)) for p in range(first, stop)
+                           if p in self.failed]
+            self.recorder.add(self.index(first), stop - first, run.results[first:stop], records)
+            first = stop
+
+    def _stored(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {"index": self.index(record["index"]), "error": record["error"],
+                "error_type": record["error_type"]}
+
+
+async def checkpointed_map(
+    checkpointing: tuple[RunSession, str],
+    process_item: Callable[[Any], Any],
+    items: Iterable[Any],
+    **options: Any,
+) -> dict[str, Any]:
+    """parallel_map inside a durable run: items with a stored outcome are not run again;
+    the answer (results in input order, errors, statistics) is the one an uninterrupted
+    map gives. The input is read whole (a resume needs it by index)."""
+    from kflow_runtime.patterns.parallel_map import _PENDING, answer, execute
+
+    session, node_id = checkpointing
+    items = items if type(items) is list else list(items)
+    total = len(items)
+    stored = await session.stored_items(node_id)
+    pending = stored.pending(total)
+    todo = items if len(pending) == 1 and len(pending[0]) == total else [
+        items[i] for gap in pending for i in gap
+    ]
+    every = chunk_size(total)
+    recorder = session.item_recorder(node_id, every=every, max_pending=2 * every)
+    blocks = _Blocks(recorder, pending)
+    try:
+        run, chunks, duration = await execute(process_item, todo, recorder=blocks,
+                                              max_block=every, **options)
+    finally:
+        await recorder.flush()
+    if not stored.count:
+        results, errors = run.outcome()
+    else:
+        slots: list[Any] = [_PENDING] * total
+        for index, value in stored.results():
+            slots[index] = value
+        for position, value in enumerate(run.results):
+            if value is not _PENDING:
+                slots[blocks.index(position)] = value
+        errors = [{**record, "item": items[record["index"]]} for record in stored.errors()]
+        errors += [{**record, "index": blocks.index(record["index"])} for record in run.errors]
+        errors.sort(key=lambda record: record["index"])
+        results = [value for value in slots if value is not _PENDING]
+    return answer(results, errors, total, duration, chunks, options["max_workers"],
+                  options["continue_on_error"])
+
+
+async def checkpointed_batches(
+    checkpointing: tuple[RunSession, str],
+    items: list[Any],
+    batch_size: int,
+    run_batches: Callable[[list[Any], Callable[[int, int, list[Any]], Awaitable[None]]],
+                          Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """batch_process inside a durable run: each batch's results are stored as it ends; a
+    resume skips the batches stored (they are a prefix: batches run one after another)."""
+    session, node_id = checkpointing
+    stored = await session.stored_items(node_id)
+    pending = stored.pending(len(items))
+    done = pending[0].start if pending else len(items)
+    recorder = session.item_recorder(node_id, aligned=False, every=batch_size,
+                                     max_pending=batch_size)
+
+    async def record(first: int, count: int, results: list[Any]) -> None:
+        if recorder.add(done + first, count, results):
+            await recorder.drain()
+
+    try:
+        answer = await run_batches(items[done:], record)
+    finally:
+        await recorder.flush()
+    if done:
+        answer["results"] = [*stored.batch_results(before=done), *answer["results"]]
+        answer["processed_count"] += done
+        answer["batches"] += -(-done // batch_size)
+    return answer
