@@ -46,10 +46,16 @@ def module_for(workflow: Workflow) -> types.ModuleType:
 
 
 class AsyncLocalRuntime:
-    """Execute workflows in this process and return the envelope of the guide."""
+    """Execute workflows in this process and return the envelope of the guide.
 
-    def __init__(self, resource_registry: Any = None) -> None:
+    `checkpoint` (a SQLite file, sqlite:///path or postgresql://...) makes every run durable:
+    each node's outcome is stored as it ends, and a run given the `run_id` of one that died
+    resumes it (docs/durable.md). A call's own `checkpoint=` wins over it.
+    """
+
+    def __init__(self, resource_registry: Any = None, *, checkpoint: str | None = None) -> None:
         self.resource_registry = resource_registry
+        self.checkpoint = checkpoint
         self._compiled: dict[int, tuple[Workflow, types.ModuleType]] = {}
 
     def module(self, workflow: Workflow) -> types.ModuleType:
@@ -67,9 +73,14 @@ class AsyncLocalRuntime:
         *,
         resources: Mapping[str, Any] | None = None,
         observer: Any = None,
+        checkpoint: str | None = None,
+        run_id: str | None = None,
     ) -> dict[str, Any]:
         module = self.module(workflow)
         kwargs: dict[str, Any] = {"observer": observer} if observer is not None else {}
+        store = checkpoint if checkpoint is not None else self.checkpoint
+        if store is not None or run_id is not None:
+            kwargs.update(checkpoint=store, run_id=run_id)
         if hasattr(module, "RESOURCES"):
             extras = runtime_extras(workflow)
             kwargs.update(

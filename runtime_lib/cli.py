@@ -3,10 +3,14 @@
 Prints the run's envelope as JSON, whatever the nodes returned (see envelope.py).
 `--progress` shows the run on stderr, `--trace FILE` writes a Chrome trace of it, and
 `--inputs-jsonl FILE` runs once per line, printing each envelope as soon as it and the
-ones before it are done.
+ones before it are done. `--checkpoint URL` (or $KFLOW_CHECKPOINT) stores each node's outcome
+as it ends and `--run-id ID` (or $KFLOW_RUN_ID) names the run, so running the same id again
+resumes it (docs/durable.md); `python out.py runs list|show ID|gc --older-than 7d` looks after
+the store.
 
 Exit codes: 0 success, 1 a failed run, 2 bad input or usage (unreadable, too large or too
-deeply nested JSON, required inputs missing, a bad option), 130 interrupted by SIGINT
+deeply nested JSON, required inputs missing, a bad option, a checkpoint store refusing or
+failing the run), 130 interrupted by SIGINT
 (Ctrl-C) and 143 by SIGTERM (128 + the signal's number, as a shell reports a process
 killed by it), 141 when the reader of stdout went away (`python out.py | head`).
 Interrupted, the run's nodes are cancelled, its resources closed (a transaction open in
@@ -88,6 +92,17 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
                         help="write a Chrome trace-event JSON of the run (opens in Perfetto)")
+    parser.add_argument("--checkpoint", metavar="URL",
+                        default=os.environ.get("KFLOW_CHECKPOINT") or None,
+                        help="store each node's outcome as it ends, in a SQLite file (a path or "
+                        "sqlite:///path) or postgresql://...; run again with the same --run-id "
+                        "to resume (default $KFLOW_CHECKPOINT)")
+    parser.add_argument("--run-id", metavar="ID", default=os.environ.get("KFLOW_RUN_ID") or None,
+                        help="the run's id in the checkpoint store: a finished id answers with "
+                        "its stored envelope, an unfinished one resumes (default $KFLOW_RUN_ID; "
+                        "none: a new id, printed in the envelope)")
+    parser.epilog = ("housekeeping of a checkpoint store: %(prog)s runs list|show ID|"
+                     "gc --older-than 7d [--checkpoint URL]")
     return parser.parse_args(argv)
 
 
@@ -367,6 +382,10 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
     return _exit_code(statuses, input_failure)
 
 
+class _NoError(Exception):
+    """Raised by nothing: what main() catches when no checkpoint store is in use."""
+
+
 def main(
     run: Callable[..., Awaitable[dict[str, Any]]],
     argv: Sequence[str] | None = None,
@@ -374,11 +393,25 @@ def main(
     run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None = None,
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
-    args = _parse(argv, description, getattr(run, "__module__", "__main__"))
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["runs"]:  # the checkpoint store's housekeeping
+        from kflow_runtime.checkpoint.cli import runs_main
+
+        return runs_main(words[1:], prog=f"{os.path.basename(sys.argv[0])} runs")
+    args = _parse(words, description, getattr(run, "__module__", "__main__"))
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     if args.inputs_jsonl:
+        if args.checkpoint or args.run_id:
+            print("error: --checkpoint and --run-id name one run; they do not go with "
+                  "--inputs-jsonl (unset KFLOW_CHECKPOINT / KFLOW_RUN_ID, or run each inputs "
+                  "with its own --run-id)", file=sys.stderr)
+            return EXIT_BAD_INPUT
         return _main_many(run, run_many, args)
+    if args.run_id and not args.checkpoint:
+        print("error: --run-id names a run in a checkpoint store: pass --checkpoint URL "
+              "(or set KFLOW_CHECKPOINT) too", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         inputs = read_inputs(args)
     except (OSError, ValueError) as exc:
@@ -387,9 +420,17 @@ def main(
     from kflow_runtime.envelope import to_json
 
     observer = make_observer(args.progress, args.trace)
-    envelope, interrupt = run_interruptible(
-        lambda: run(inputs, observer=observer) if observer else run(inputs)
-    )
+    options: dict[str, Any] = {"observer": observer} if observer else {}
+    if args.checkpoint:
+        options.update(checkpoint=args.checkpoint, run_id=args.run_id)
+        from kflow_runtime.checkpoint import CheckpointError
+    else:
+        CheckpointError = _NoError  # noqa: N806 - nothing to catch without a store
+    try:
+        envelope, interrupt = run_interruptible(lambda: run(inputs, **options))
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if interrupt.signum is not None:
         envelope = interrupt.envelope
     try:
