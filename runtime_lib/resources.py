@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from kflow_runtime.redact import mask
+from kflow_runtime.run import is_cancellation  # it ends an open; a driver's error fails it
 
 __all__ = [
     "Cache",
@@ -739,16 +740,6 @@ DEFAULT_OPEN_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 10.0
 
 
-def _ends_the_task(exc: BaseException) -> bool:
-    """Cancellation and Ctrl-C end the open; anything else a driver raises is its failure."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is None or task.cancelling() > 0
-    return False
-
-
 def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
     if expired:
         return f"no answer within {bound:g}s"
@@ -856,7 +847,7 @@ class Resources:
                     async with scope:
                         obj = await _call(make)
                 except BaseException as exc:
-                    if _ends_the_task(exc):
+                    if is_cancellation(exc):
                         raise
                     raise ResourceError(
                         f"resource {name!r} (registry factory): could not create: "
@@ -891,7 +882,7 @@ class Resources:
                 async with scope:
                     obj = await spec.open(settings)
             except BaseException as exc:
-                if _ends_the_task(exc):
+                if is_cancellation(exc):
                     raise
                 raise ResourceError(
                     f"resource {name!r} ({where}): {spec.open_failure}: "
