@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from kflow_runtime.redact import mask
 from kflow_runtime.run import is_cancellation  # it ends an open; a driver's error fails it
@@ -576,16 +576,19 @@ class HttpSession:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.name = name
         self._timeout = timeout
+        # A query on the base (`?api_key=...`) goes on every request, before the path's own.
+        self._base = urlsplit(self.base_url) if self.base_url else None
 
     def url_for(self, url: Any) -> Any:
         text = str(url)
-        if self.base_url is None or "://" in text:
+        if self._base is None or "://" in text:
             return url
-        if not text or text == "/":
-            return self.base_url
-        if text.startswith(("?", "#")):
-            return self.base_url + text
-        return f"{self.base_url}/{text.lstrip('/')}"
+        base, own = self._base, urlsplit(text)
+        path = base.path.rstrip("/")
+        if own.path.strip("/"):
+            path += "/" + own.path.lstrip("/")
+        query = "&".join(q for q in (base.query, own.query) if q)
+        return urlunsplit((base.scheme, base.netloc, path, query, own.fragment or base.fragment))
 
     def request(self, method: str, url: Any, **kwargs: Any) -> _Request:
         """``await api.request(...)`` gives the response; ``async with`` releases it."""
