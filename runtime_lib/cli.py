@@ -103,7 +103,12 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         "none: a new id, printed in the envelope)")
     parser.epilog = ("housekeeping of a checkpoint store: %(prog)s runs list|show ID|"
                      "gc --older-than 7d [--checkpoint URL]")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.inputs_jsonl and (args.progress or args.trace):
+        # Both watch one run; with many at once their lines and spans would interleave.
+        parser.error("--progress and --trace watch one run: use them with --inputs or "
+                     "--inputs-file, not with --inputs-jsonl")
+    return args
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:
