@@ -217,6 +217,7 @@ class Run:
         self._interrupted = False
         self._bad: set[str] = set()  # failed or skipped: their dependents are skipped
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._committing: set[str] = set()  # ended, outcome not yet stored: not done yet
         self._started = time.perf_counter()
 
     async def __aenter__(self) -> Run:
@@ -321,7 +322,9 @@ class Run:
     async def wait(self, *node_ids: str) -> None:
         """Wait until every node in `node_ids` has finished (in any way)."""
         for node_id in node_ids:
-            if node_id in self.results or node_id in self._bad:
+            if (node_id in self.results or node_id in self._bad) and (
+                node_id not in self._committing
+            ):
                 continue
             future = self._waiters.get(node_id)
             if future is None:
@@ -445,7 +448,11 @@ class Run:
     async def _commit(self, node_id: str) -> None:
         from kflow_runtime import durable
 
-        await durable.commit(self, node_id)
+        self._committing.add(node_id)
+        try:
+            await durable.commit(self, node_id)
+        finally:
+            self._committing.discard(node_id)
 
     async def _open(
         self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],

@@ -72,12 +72,16 @@ def plan_resume(
             downstream.setdefault(source, []).append(node_id)
 
     changed = {n for n in fingerprints if n in stored and stored[n].fingerprint != fingerprints[n]}
+    # A node's fingerprint covers those of its sources, so a change shows up in everything
+    # downstream too: report it once, at the changed nodes nothing changed above.
+    below = _downstream_of(changed, downstream)
+    origins = [n for n in fingerprints if n in changed and n not in below]
     because: dict[str, str] = {}  # node -> the changed node upstream of it
-    for origin in (n for n in fingerprints if n in changed):  # workflow order: stable reasons
+    for origin in origins:  # workflow order: stable reasons
         todo = list(downstream.get(origin, ()))
         while todo:
             node_id = todo.pop()
-            if node_id in because or node_id in changed:
+            if node_id in because or node_id in origins:
                 continue
             because[node_id] = origin
             todo.extend(downstream.get(node_id, ()))
@@ -88,10 +92,10 @@ def plan_resume(
         node = stored.get(node_id)
         if node is None:
             continue
-        if node_id in changed:
-            rerun[node_id] = "it changed since the stored run"
-        elif node_id in because:
+        if node_id in because:
             rerun[node_id] = f"upstream node {because[node_id]!r} changed since the stored run"
+        elif node_id in changed:
+            rerun[node_id] = "it changed since the stored run"
         elif node.status != FAILED and not node.exact:
             rerun[node_id] = "its stored output did not round-trip through JSON"
         elif node.status == FAILED and retry_failed:
@@ -100,6 +104,18 @@ def plan_resume(
             restore[node_id] = node
     dropped = tuple(n for n in stored if n not in fingerprints)
     return ResumePlan(restore, rerun, dropped)
+
+
+def _downstream_of(nodes: Iterable[str], downstream: Mapping[str, list[str]]) -> set[str]:
+    """Every node strictly downstream of one of `nodes`."""
+    seen: set[str] = set()
+    todo = [d for n in nodes for d in downstream.get(n, ())]
+    while todo:
+        node_id = todo.pop()
+        if node_id not in seen:
+            seen.add(node_id)
+            todo.extend(downstream.get(node_id, ()))
+    return seen
 
 
 def decide(
