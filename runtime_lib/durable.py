@@ -69,11 +69,14 @@ async def finish(session: RunSession, envelope: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- item chunks
 
 
-def chunk_size(total: int) -> int:
-    """Items per chunk write of a map of `total` items: total // 40, at least 10, at most
-    1,000. A kill loses at most about three chunks (the block running, the write in flight,
-    what gathered since): 150 of 2,000 items, 3,000 of 100,000 (docs/durable.md)."""
-    return min(max(total // 40, 10), 1000)
+def chunk_size(total: int) -> tuple[int, int]:
+    """(items per chunk write, items finished but not stored beyond which workers wait) for
+    a map of `total` items: total // 40 items per write (10 to 2,500), and twice that, or
+    total // 20 if more (at most 10,000). Blocks of items are at most one chunk, so a kill
+    loses at most a block per worker plus what waits for the store: 5% of the map plus a
+    block per worker, e.g. 100 + 50 of 2,000 items (docs/durable.md)."""
+    every = min(max(total // 40, 10), 2500)
+    return every, max(2 * every, min(total // 20, 10_000))
 
 
 class _Blocks:
@@ -153,14 +156,14 @@ async def checkpointed_map(
     todo = items if len(pending) == 1 and len(pending[0]) == total else [
         items[i] for gap in pending for i in gap
     ]
-    every = chunk_size(total)
-    recorder = session.item_recorder(node_id, every=every, max_pending=2 * every)
+    every, max_pending = chunk_size(total)
+    recorder = session.item_recorder(node_id, every=every, max_pending=max_pending)
     blocks = _Blocks(recorder, pending)
-    try:
-        run, chunks, duration = await execute(process_item, todo, recorder=blocks,
-                                              max_block=every, **options)
-    finally:
-        await recorder.flush()
+    # Interrupted (cancelled, a store error), the recorder keeps what it has: the session
+    # writes it as it closes. Done, the node's outcome is committed next and holds it all.
+    run, chunks, duration = await execute(process_item, todo, recorder=blocks,
+                                          max_block=every, **options)
+    recorder.discard()
     if not stored.count:
         results, errors = run.outcome()
     else:

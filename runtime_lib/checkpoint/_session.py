@@ -300,6 +300,7 @@ class ItemRecorder:
         self._buffered = 0
         self._last_write = time.monotonic()
         self._writing: asyncio.Task[None] | None = None
+        self._room: asyncio.Event | None = None  # set when a write ends (drain waits on it)
         self._failure: BaseException | None = None
         self.stored = 0  # items whose outcome is in the store
         self.unstored = 0  # items whose result did not round-trip: they run again on resume
@@ -332,8 +333,11 @@ class ItemRecorder:
     async def drain(self) -> None:
         """Wait until fewer than ``max_pending`` items wait for the store."""
         while self.backlogged:
-            assert self._writing is not None
-            await asyncio.wait([self._writing])
+            # Every worker of a map may wait here at once: one Event they share costs each a
+            # future, where asyncio.wait would cost each a future and callbacks.
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
         if self._failure is not None:
             raise self._failure
 
@@ -348,6 +352,14 @@ class ItemRecorder:
                 await self._claim.write_chunks(self.node_id, self.fingerprint, rows)
                 self.stored += sum(row.count for row in rows)
                 self.writes += 1
+
+    def discard(self) -> None:
+        """Drop the items not yet written: the node's own outcome, committed next, holds
+        them (and deletes the node's chunks). A write in flight goes on; it is ordered
+        before that commit on the store's one thread or connection, or, if it lands after,
+        its rows go when the run finishes."""
+        self._buffer = []
+        self._buffered = 0
 
     def _write_buffer(self) -> None:
         rows = self._take()
@@ -364,6 +376,9 @@ class ItemRecorder:
     def _written(self, task: asyncio.Task[None], count: int) -> None:
         self._writing = None
         self._in_flight = 0
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()
         if task.cancelled():
             self._failure = CheckpointError(
                 self._store, f"node {self.node_id!r}: an item write was cancelled"
