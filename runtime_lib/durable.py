@@ -80,14 +80,21 @@ def chunk_size(total: int) -> tuple[int, int]:
 
 
 class _Blocks:
-    """Hands parallel_map's finished stretches to the ItemRecorder, in input indexes.
+    """Hands parallel_map's finished items to the ItemRecorder, as contiguous stretches of
+    input indexes.
 
-    The map runs over the items still to do (`pending`, ranges of input indexes, laid end
-    to end); a stretch of those positions may span several ranges, so it is cut at their
-    edges. Error records are matched to their stretch by position.
+    The map runs over the items still to do (`pending`, ranges of input indexes, laid end to
+    end as positions). Workers finish runs of positions that may be strided (lanes: every
+    `stride`-th position of a span), so each position's state is kept in a bytearray (0: not
+    finished, 1: finished, 2: handed over) and everything below the lowest unfinished position
+    (`mark`) is handed over as it becomes contiguous: C-level slice writes and finds, never a
+    Python loop per item. When an item holds the mark for long (a slow one), what finished
+    beyond it is swept out once a chunk's worth has gathered, so a kill still loses at most
+    about a chunk per worker. A stretch spanning several pending ranges is cut at their edges;
+    error records are matched to their stretch by position.
     """
 
-    def __init__(self, recorder: Any, pending: list[range]) -> None:
+    def __init__(self, recorder: Any, pending: list[range], size: int, sweep_at: int) -> None:
         self.recorder = recorder
         self.starts: list[int] = []  # position of each range's first item in the todo list
         at = 0
@@ -98,6 +105,11 @@ class _Blocks:
         self.identity = len(pending) == 1 and pending[0].start == 0
         self.seen = 0  # error records of the map already sorted into `failed`
         self.failed: dict[int, dict[str, Any]] = {}
+        self.state = bytearray(size)
+        self.mark = 0  # every position below it is handed over
+        self.top = 0  # one past the highest finished position
+        self.loose = 0  # finished positions not handed over
+        self.sweep_at = sweep_at  # loose positions beyond which the mark counts as held
 
     @property
     def backlogged(self) -> bool:
@@ -112,13 +124,59 @@ class _Blocks:
         at = bisect.bisect_right(self.starts, position) - 1
         return self.pending[at].start + position - self.starts[at]
 
-    def block_done(self, run: Any, first: int, size: int) -> None:
+    def block_done(self, run: Any, first: int, size: int, stride: int = 1) -> None:
+        """Positions first, first + stride, ... (`size` of them) finished."""
+        if not size:
+            return
         errors = run.errors
         if len(errors) > self.seen:
             for record in errors[self.seen:]:
                 self.failed[record["index"]] = record
             self.seen = len(errors)
-        end = first + size
+        state = self.state
+        last = first + (size - 1) * stride
+        state[first:last + 1:stride] = b"\x01" * size
+        self.loose += size
+        if last >= self.top:
+            self.top = last + 1
+        mark = self.mark
+        end = state.find(0, mark)
+        if end < 0:
+            end = len(state)
+        if end > mark:
+            self.mark = end
+            self._hand_over(run, mark, end)
+        if self.loose >= self.sweep_at:
+            self._sweep(run)
+
+    def _hand_over(self, run: Any, lo: int, hi: int) -> None:
+        """Positions lo .. hi - 1, all finished: hand over those not handed over yet."""
+        state = self.state
+        while lo < hi:
+            swept = state.find(2, lo, hi)
+            stop = hi if swept < 0 else swept
+            if stop > lo:
+                self._add(run, lo, stop)
+            if swept < 0:
+                return
+            lo = state.find(1, swept, hi)
+            if lo < 0:
+                return
+
+    def _sweep(self, run: Any) -> None:
+        """Hand over every finished stretch beyond the mark."""
+        state, top = self.state, self.top
+        at = self.mark
+        while (lo := state.find(1, at, top)) >= 0:
+            ends = [x for x in (state.find(0, lo, top), state.find(2, lo, top)) if x >= 0]
+            hi = min(ends) if ends else top
+            state[lo:hi] = b"\x02" * (hi - lo)
+            self._add(run, lo, hi)
+            at = hi
+
+    def _add(self, run: Any, first: int, end: int) -> None:
+        self.loose -= end - first
+        failed = self.failed
         while first < end:
             if self.identity:
                 stop = end
@@ -126,9 +184,11 @@ class _Blocks:
                 at = bisect.bisect_right(self.starts, first) - 1
                 stop = min(end, self.starts[at] + len(self.pending[at]))
             records = []
-            if self.failed:
-                records = [self._stored(self.failed.pop(p)) for p in range(first, stop)
-                           if p in self.failed]
+            if failed:
+                hits = ([p for p in range(first, stop) if p in failed]
+                        if stop - first < len(failed)
+                        else sorted(p for p in failed if first <= p < stop))
+                records = [self._stored(failed.pop(p)) for p in hits]
             self.recorder.add(self.index(first), stop - first, run.results[first:stop], records)
             first = stop
 
@@ -158,7 +218,11 @@ async def checkpointed_map(
     ]
     every, max_pending = chunk_size(total)
     recorder = session.item_recorder(node_id, every=every, max_pending=max_pending)
-    blocks = _Blocks(recorder, pending)
+    # Finished but not handed over: normally less than a span of lanes (the parallel_map
+    # workers' span: at most a chunk, at least 4 items per worker); twice that means an item
+    # holds the mark.
+    workers = max(1, min(options["max_workers"], len(todo)))
+    blocks = _Blocks(recorder, pending, len(todo), 2 * max(every, 4 * workers))
     # Interrupted (cancelled, a store error), the recorder keeps what it has: the session
     # writes it as it closes. Done, the node's outcome is committed next and holds it all.
     run, chunks, duration = await execute(process_item, todo, recorder=blocks,

@@ -37,6 +37,7 @@ _PENDING: Any = object()
 # stays in the CPU's L2 cache between its copy and its use, large enough to pay a lane's
 # bookkeeping once per many items (docs/patterns-runtime.md).
 _MAX_BLOCK = 4096
+_MIN_DURABLE_LANE = 4  # a durable run's lanes: small, so a kill loses little (durable.py)
 _SPAN = 4096
 _MIN_LANE = 16
 # Input that is not a list, given without batch_size, is read this many items per worker at a
@@ -112,8 +113,8 @@ async def execute(
 ) -> tuple[_Run, int, float]:
     """Run the items: (the map's shared state, batches or chunks taken, seconds).
 
-    `recorder` (kflow_runtime.durable) is told each contiguous stretch of items as it ends,
-    with blocks of at most `max_block` items, and may ask the workers to wait."""
+    `recorder` (kflow_runtime.durable) is told each run of items a worker finishes (a block,
+    at most `max_block` items, or a lane) and may ask the workers to wait."""
     runner = resolve_executor(executor)  # $KFLOW_DASK_SCHEDULER overrides `executor`
     total = len(items) if isinstance(items, Sized) else None
     started = time.perf_counter()
@@ -121,7 +122,14 @@ async def execute(
     if isinstance(runner, AsyncExecutor) and is_async_callable(process_item):
         workers = _worker_count(max_workers, total, 1)
         read_ahead = min(max(_READ_AHEAD_PER_WORKER * workers, 256), 8192)
-        feed = _Feed(items, batch_size, read_ahead, lanes=workers)
+        # A durable run's workers report runs of at most max_block items, and lanes of a few
+        # items: a lane reports only when all of it is done, and what a kill loses is about
+        # one run per worker (docs/durable.md).
+        if recorder is None:
+            span = max(_SPAN, workers * _MIN_LANE)
+        else:
+            span = max(min(_SPAN, max_block), workers * _MIN_DURABLE_LANE)
+        feed = _Feed(items, batch_size, read_ahead, lanes=workers, span=span)
         run = _Run(feed, total, stop_on_error=not continue_on_error, progress=progress,
                    on_batch=on_batch, recorder=recorder, max_block=max_block)
         if timeout_per_item is None:
@@ -186,9 +194,11 @@ class _Feed:
     """
 
     def __init__(
-        self, items: Iterable[Any], batch_size: int | None, read_ahead: int, *, lanes: int = 1
+        self, items: Iterable[Any], batch_size: int | None, read_ahead: int, *, lanes: int = 1,
+        span: int = _SPAN,
     ) -> None:
         self.lanes = max(1, lanes)
+        self.span = span  # items dealt into lanes at a time
         self.base = 0  # input index of buffer[0]
         self.pos = 0  # next item of the buffer to hand out
         self.batches = 0  # batches read from the input
@@ -219,7 +229,7 @@ class _Feed:
         while everything done per lane is paid once per lane, not once per item.
         """
         if self.next == self.count:
-            if not self._reserve(max(_SPAN, self.lanes * _MIN_LANE)):
+            if not self._reserve(self.span):
                 return None
             self.count = min(self.lanes, self.hi - self.lo)
             self.next = 0
@@ -399,14 +409,14 @@ class _Run:
             feed = self.feed
             if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
                 self.size[me] = min(2 * self.size.get(me, 1), self.max_block)
-            elif self.on_batch is None and self.recorder is None:
+            elif self.on_batch is None:
                 self.dealing = True
             else:
                 self.size[me] = 1
         if self.on_batch is not None:  # never set while dealing: runs are contiguous
             self.on_batch(self.block_started.pop(me), time.perf_counter(), first, len(out))
-        if self.recorder is not None:  # neither is this
-            self.recorder.block_done(self, first, len(out))
+        if self.recorder is not None:
+            self.recorder.block_done(self, first, len(out), stride)
         if self.progress is not None:
             self.progress(self.done, self.total)
 

@@ -128,9 +128,10 @@ async def test_a_map_cancelled_midway_stores_what_finished_and_resumes_the_rest(
     assert envelope["results"]["m"]["results"] == [i * 2 for i in range(300)]
     assert envelope["results"]["m"]["statistics"]["total"] == 300
     counts = ran(log)
-    # Everything that finished before the cancel was written as the store closed.
-    assert all(counts[str(i)] == 1 for i in range(200)), counts
-    assert sum(counts.values()) == 304
+    # What finished before the cancel was written as the store closed, except the items
+    # that shared a worker's run (a lane of 16) with the 4 items hanging at the cancel.
+    assert all(counts[str(i)] == 1 for i in range(200 - 4 * 16)), counts
+    assert sum(counts.values()) <= 300 + 4 * 16, counts
 
 
 async def test_without_a_store_the_envelope_keeps_its_shape(tmp_path: Path) -> None:
