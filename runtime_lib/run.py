@@ -32,6 +32,7 @@ logger = logging.getLogger("kflow")
 # batch_process record their items through it (kflow_runtime.durable). None otherwise.
 CHECKPOINTING: ContextVar[tuple[Any, str] | None] = ContextVar("kflow_checkpoint", default=None)
 
+
 class _Missing:
     """Default of an optional input whose fallback is mutable (see kflow.transforms)."""
 
