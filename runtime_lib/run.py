@@ -322,6 +322,8 @@ class Run:
 
     async def wait(self, *node_ids: str) -> None:
         """Wait until every node in `node_ids` has finished (in any way)."""
+        if self._stored_envelope is not None:
+            return  # a finished durable run: nothing runs, nothing to wait for
         for node_id in node_ids:
             if (node_id in self.results or node_id in self._bad) and (
                 node_id not in self._committing

@@ -188,6 +188,12 @@ def test_branching_dag_no_node_stored_before_the_kill_runs_again(
     assert again[kill] == 1
     assert set(run.ran()) == {"a", "b", "c", "d", "e"}
 
+    # Finished: the stored envelope, nothing runs (branches waiting on others included).
+    before = run.ran()
+    code, third, err = run()
+    assert code == 0, err
+    assert third == envelope and run.ran() == before
+
 
 # --------------------------------------------------------------------------- maps
 

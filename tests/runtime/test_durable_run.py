@@ -35,6 +35,8 @@ def workflow() -> Any:
         + "if os.environ.get('DURABLE_HANG'):\n    await asyncio.sleep(3600)\nresult = x",
     )
     builder.add_connection("a", "result", "hang", "x")
+    # hang starts once t's outcome is stored, so the cancel cannot overtake that commit.
+    builder.add_connection("t", "result", "hang", "t")
     return builder.build()
 
 
@@ -45,8 +47,11 @@ def ran(log: Path) -> Counter[str]:
 async def cancelled_run(runtime: AsyncLocalRuntime, wf: Any, log: Path) -> None:
     """Run until 'hang' starts, then cancel: the run stays resumable."""
     task = asyncio.create_task(runtime.execute_workflow_async(wf, {}, run_id="r1"))
-    while ran(log)["hang"] == 0:
+    for _ in range(3000):
+        if ran(log)["hang"] or task.done():
+            break
         await asyncio.sleep(0.01)
+    assert not task.done(), task.result()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -140,3 +145,35 @@ async def test_without_a_store_the_envelope_keeps_its_shape(tmp_path: Path) -> N
     envelope = await AsyncLocalRuntime().execute_workflow_async(builder.build(), {})
     assert "resumed" not in envelope
     assert not os.listdir(tmp_path)
+
+
+async def test_a_retried_node_is_restored_with_its_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kflow import AsyncRetryPolicy
+
+    log = tmp_path / "log"
+    monkeypatch.setenv("DURABLE_LOG", str(log))
+    builder = AsyncWorkflowBuilder("durable_retry")
+    flaky = LOG.format(name="flaky") + (
+        "if open(os.environ['DURABLE_LOG']).read().count('flaky') < 3:\n"
+        "    raise ConnectionError('not yet')\n"
+        "result = 'ok'"
+    )
+    builder.add_async_code("flaky", flaky, retry_policy=AsyncRetryPolicy(
+        max_attempts=3, initial_delay=0.001, retry_exceptions=["ConnectionError"]))
+    builder.add_async_code(
+        "hang", LOG.format(name="hang")
+        + "if os.environ.get('DURABLE_HANG'):\n    await asyncio.sleep(3600)\nresult = x")
+    builder.add_connection("flaky", "result", "hang", "x")
+    wf = builder.build()
+    runtime = AsyncLocalRuntime(checkpoint=str(tmp_path / "runs.db"))
+    monkeypatch.setenv("DURABLE_HANG", "1")
+    await cancelled_run(runtime, wf, log)
+    monkeypatch.delenv("DURABLE_HANG")
+    envelope = await runtime.execute_workflow_async(wf, {}, run_id="r1")
+    assert envelope["status"] == "success", envelope["errors"]
+    assert envelope["resumed"] == ["flaky"]
+    assert envelope["attempts"] == {"flaky": 3}
+    assert envelope["results"]["hang"] == "ok"
+    assert ran(log) == Counter({"flaky": 3, "hang": 2})
