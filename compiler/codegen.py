@@ -58,6 +58,8 @@ class ModuleContext:
     chains: list[ChainContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
+    # node id -> (kind, "workflow.py:LINE" or None): what observers (OpenTelemetry) report.
+    node_info: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
@@ -219,6 +221,7 @@ class ModuleBuilder:
             chains=chains,
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
+            node_info={n.id: (n.kind, self.location(n)) for n in self.workflow.nodes},
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),

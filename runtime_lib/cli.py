@@ -3,7 +3,9 @@
 Prints the run's envelope as JSON, whatever the nodes returned (see envelope.py).
 `--progress` shows the run on stderr, `--trace FILE` writes a Chrome trace of it, and
 `--inputs-jsonl FILE` runs once per line, printing each envelope as soon as it and the
-ones before it are done.
+ones before it are done. `--otel` sends the run's spans and metrics over OTLP/HTTP, set up
+from the standard OTEL_* variables (docs/observability.md); KFLOW_OTEL=1 sends them to
+providers set up by someone else (`opentelemetry-instrument python out.py`).
 
 Exit codes: 0 success, 1 a failed run, 2 bad input or usage (unreadable, too large or too
 deeply nested JSON, required inputs missing, a bad option), 130 interrupted by SIGINT
@@ -88,7 +90,29 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
                         help="write a Chrome trace-event JSON of the run (opens in Perfetto)")
+    parser.add_argument("--otel", action="store_true",
+                        help="send OpenTelemetry spans and metrics over OTLP/HTTP, set up from "
+                        "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and the other OTEL_* "
+                        "variables (needs opentelemetry-sdk and "
+                        "opentelemetry-exporter-otlp-proto-http)")
     return parser.parse_args(argv)
+
+
+def _start_otel(args: argparse.Namespace, workflow: str | None) -> Callable[[], None] | None:
+    """Set up tracing as asked (--otel, KFLOW_OTEL); the flush to call before exit, if any.
+    OtelUnavailable, naming what to install, when the packages are missing."""
+    from kflow_runtime.observe import OTEL_ENV, otel_wanted
+
+    if not (args.otel or otel_wanted()):
+        return None
+    from kflow_runtime import otel
+
+    otel.require_api()
+    if not args.otel:
+        return None  # spans go to the global providers the process set up
+    shutdown = otel.configure_sdk(workflow)
+    os.environ[OTEL_ENV] = "1"  # every run of this process (--inputs-jsonl too) is traced
+    return shutdown
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:
@@ -377,6 +401,21 @@ def main(
     args = _parse(argv, description, getattr(run, "__module__", "__main__"))
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
+    try:
+        flush = _start_otel(args, getattr(run, "__globals__", {}).get("WORKFLOW"))
+    except ImportError as exc:  # otel.OtelUnavailable
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return _main(run, run_many, args)
+    finally:
+        if flush is not None:
+            flush()
+
+
+def _main(run: Callable[..., Awaitable[dict[str, Any]]],
+          run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None,
+          args: argparse.Namespace) -> int:
     if args.inputs_jsonl:
         return _main_many(run, run_many, args)
     try:

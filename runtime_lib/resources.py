@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from kflow_runtime.observe import emit
 from kflow_runtime.redact import mask
 
 __all__ = [
@@ -816,6 +817,8 @@ class Resources:
             )
         task = self._pending.get(name)
         if task is None:
+            emit("kflow.resource.open", {"kflow.resource.name": name,
+                                         "kflow.resource.kind": self.kind(name)})
             opener = self._opener(name)
             bound = DEFAULT_OPEN_TIMEOUT if timeout is None else timeout
             # A task, not inline: if the first caller is cancelled (a node timeout), the

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from kflow_runtime.observe import CURRENT, Observer
+from kflow_runtime.observe import CURRENT, NodeInfo, Observer, otel_wanted, start_run
 from kflow_runtime.redact import mask
 from kflow_runtime.sourcemap import SourceMap
 
@@ -181,9 +181,15 @@ class Run:
         close_resources: bool = True,
         nodes: tuple[str, ...] = (),
         observer: Observer | None = None,
+        info: NodeInfo | None = None,
     ) -> None:
         self.workflow = workflow
         self.nodes = nodes
+        self.info = info  # node id -> (kind, "workflow.py:LINE"), for observers
+        if otel_wanted():  # once per run; tracing off costs nothing per node
+            from kflow_runtime.observe import with_otel
+
+            observer = with_otel(observer)
         self.observer = observer
         self.inputs: Mapping[str, Any] = dict(inputs or {})
         self.source_map = source_map
@@ -206,7 +212,8 @@ class Run:
 
     async def __aenter__(self) -> Run:
         if self.observer is not None:
-            self.observer.run_started(self.workflow, self.nodes, self._started)
+            start_run(self.observer, self.workflow, self.nodes, self._started, self.info,
+                      self.run_id)
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -226,6 +233,11 @@ class Run:
                 try:
                     self.observer.run_finished(self.envelope(), time.perf_counter())
                 except Exception:  # noqa: BLE001 - a broken observer must not hide the run
+                    logger.warning("observer failed at the end of the run", exc_info=True)
+            elif self.observer is not None:
+                try:
+                    self.observer.run_failed(exc, time.perf_counter())
+                except Exception:  # noqa: BLE001
                     logger.warning("observer failed at the end of the run", exc_info=True)
 
     def _interrupt(self) -> None:
@@ -356,6 +368,8 @@ class Run:
                 if observer is not None:
                     CURRENT.reset(watching)
                 raise
+            if observer is not None and retry is None:  # a retried node reports each attempt
+                observer.attempt_failed(node_id, exc, time.perf_counter())
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
             self.results[node_id] = output
@@ -418,14 +432,21 @@ class Run:
 
         async def attempt() -> Any:
             # Each attempt opens what the last one could not (a failed open is not kept).
-            if timeout is None:
-                if resources:
-                    await self._opening_for_retry(resources, kwargs, None, None, retry)
-                return await fn(**kwargs)
-            async with _Deadline(node_id, timeout) as deadline:
-                if resources:
-                    await self._opening_for_retry(resources, kwargs, timeout, deadline, retry)
-                return await fn(**kwargs)
+            try:
+                if timeout is None:
+                    if resources:
+                        await self._opening_for_retry(resources, kwargs, None, None, retry)
+                    return await fn(**kwargs)
+                async with _Deadline(node_id, timeout) as deadline:
+                    if resources:
+                        await self._opening_for_retry(resources, kwargs, timeout, deadline,
+                                                      retry)
+                    return await fn(**kwargs)
+            except BaseException as exc:
+                if self.observer is not None and not is_cancellation(exc):
+                    failed = exc.error if isinstance(exc, _RetryableOpen) else exc
+                    self.observer.attempt_failed(node_id, failed, time.perf_counter())
+                raise
 
         def count(n: int) -> None:
             self.attempts[node_id] = n

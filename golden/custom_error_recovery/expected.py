@@ -14,6 +14,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"robust_operation": ("code", "workflow.py:8")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
 
@@ -58,6 +60,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -89,7 +92,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "22-50 23:11 25:13 26:14 28:16 29:17 30:18 31:19 32:20 34:22 39:27 40:28 42:30 43:31 45:33 50:37",
+        "node_robust_operation": "24-52 25:11 27:13 28:14 30:16 31:17 32:18 33:19 34:20 36:22 41:27 42:28 44:30 45:31 47:33 52:37",
     },
 )
 

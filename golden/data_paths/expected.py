@@ -11,6 +11,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_paths"
 NODES = ("data_fetcher", "processor")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "data_fetcher": ("code", "workflow.py:7"),
+    "processor": ("code", "workflow.py:15"),
+}
 
 
 # Node "data_fetcher": workflow.py:7
@@ -42,6 +47,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -75,8 +81,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "17-23 18:8 23:12",
-        "node_processor": "27-34 28:16 29:17 34:21",
+        "node_data_fetcher": "22-28 23:8 28:12",
+        "node_processor": "32-39 33:16 34:17 39:21",
     },
 )
 

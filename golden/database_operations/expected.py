@@ -11,6 +11,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "db_operations"
 NODES = ("query_users", "complex_query")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "query_users": ("resource", "workflow.py:23"),
+    "complex_query": ("code", "workflow.py:31"),
+}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -93,6 +98,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -130,7 +136,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
+        "node_complex_query": "52-64 53:34 55:36 56:37 57:38 58:39 63:44 64:44",
     },
 )
 

@@ -14,6 +14,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "payments"
 NODES = ("critical_operation", "refund")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "critical_operation": ("code", "workflow.py:23"),
+    "refund": ("code", "workflow.py:40"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "external_service": ("critical_operation",),
@@ -83,6 +88,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -113,8 +119,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "26-34 28:27 29:28 34:32",
-        "node_refund": "38-41 39:43 40:44 41:44",
+        "node_critical_operation": "31-39 33:27 34:28 39:32",
+        "node_refund": "43-46 44:43 45:44 46:44",
     },
 )
 

@@ -13,6 +13,15 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "source": ("code", "workflow.py:7"),
+    "processor_a": ("code", "workflow.py:10"),
+    "processor_b": ("code", "workflow.py:14"),
+    "processor_c": ("code", "workflow.py:18"),
+    "monitor": ("code", "workflow.py:21"),
+    "aggregator": ("code", "workflow.py:24"),
+}
 
 
 # Node "source": workflow.py:7
@@ -106,6 +115,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -136,12 +146,12 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_source": "19-21 20:8 21:8",
-        "node_processor_a": "25-28 26:11 27:12 28:12",
-        "node_processor_b": "32-35 33:15 34:16 35:16",
-        "node_processor_c": "39-41 40:19 41:19",
-        "node_monitor": "45-47 46:22 47:22",
-        "node_aggregator": "51-53 52:25 53:25",
+        "node_source": "28-30 29:8 30:8",
+        "node_processor_a": "34-37 35:11 36:12 37:12",
+        "node_processor_b": "41-44 42:15 43:16 44:16",
+        "node_processor_c": "48-50 49:19 50:19",
+        "node_monitor": "54-56 55:22 56:22",
+        "node_aggregator": "60-62 61:25 62:25",
     },
 )
 

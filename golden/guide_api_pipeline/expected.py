@@ -13,6 +13,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "api_pipeline"
 NODES = ("fetch_users", "process_users", "store_users")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "fetch_users": ("rate_limited", "workflow.py:23"),
+    "process_users": ("parallel_map", "workflow.py:34"),
+    "store_users": ("batch_processor", "workflow.py:54"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
 
@@ -118,6 +124,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -173,9 +180,9 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_users": "29-32 30:27 31:28 32:28",
-        "functions_process_users": "46-59 47:37 49:39 50:40 52:42 59:47",
-        "code_store_users": "74-85 75:58 76:59 77:60 84:64 85:64",
+        "code_fetch_users": "35-38 36:27 37:28 38:28",
+        "functions_process_users": "52-65 53:37 55:39 56:40 58:42 65:47",
+        "code_store_users": "80-91 81:58 82:59 83:60 90:64 91:64",
     },
 )
 

@@ -11,6 +11,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "multi_fetch": ("parallel_fetch", "workflow.py:13"),
+    "analyze": ("code", "workflow.py:39"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "crm_api": ("multi_fetch",),
@@ -102,6 +107,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -141,11 +147,11 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "24-27 25:18 26:19 27:19",
-        "fetch_multi_fetch_orders": "31-34 32:22 33:23 34:23",
-        "fetch_multi_fetch_inventory": "38-41 39:26 40:27 41:27",
-        "fetch_multi_fetch_analytics": "45-48 46:30 47:31 48:31",
-        "node_analyze": "64-94 66:43 67:44 68:45 69:46 72:49 73:50 74:51 75:52 76:53 77:54 80:57 89:68 94:72",
+        "fetch_multi_fetch_customers": "29-32 30:18 31:19 32:19",
+        "fetch_multi_fetch_orders": "36-39 37:22 38:23 39:23",
+        "fetch_multi_fetch_inventory": "43-46 44:26 45:27 46:27",
+        "fetch_multi_fetch_analytics": "50-53 51:30 52:31 53:31",
+        "node_analyze": "69-99 71:43 72:44 73:45 74:46 77:49 78:50 79:51 80:52 81:53 82:54 85:57 94:68 99:72",
     },
 )
 

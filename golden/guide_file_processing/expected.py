@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "file_processor"
 NODES = ("scan_files", "process_files", "store_results")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "scan_files": ("code", "workflow.py:22"),
+    "process_files": ("parallel_map", "workflow.py:45"),
+    "store_results": ("code", "workflow.py:84"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
 
@@ -151,6 +157,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -203,9 +210,9 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_scan_files": "26-45 27:25 28:26 30:28 31:29 33:31 34:32 35:33 44:40 45:40",
-        "functions_process_files": "49-80 50:48 51:49 52:50 55:53 58:56 61:59 70:68 71:69 73:71 80:76",
-        "node_store_results": "95-125 96:87 99:90 100:91 103:94 104:95 105:96 116:106 125:114",
+        "node_scan_files": "32-51 33:25 34:26 36:28 37:29 39:31 40:32 41:33 50:40 51:40",
+        "functions_process_files": "55-86 56:48 57:49 58:50 61:53 64:56 67:59 76:68 77:69 79:71 86:76",
+        "node_store_results": "101-131 102:87 105:90 106:91 109:94 110:95 111:96 122:106 131:114",
     },
 )
 

@@ -20,6 +20,15 @@ NODES = (
     "fetch_fresh",
     "cache_store",
 )
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "primary_service": ("circuit_breaker", "workflow.py:20"),
+    "try_primary": ("fallback_primary", "workflow.py:34"),
+    "use_backup": ("fallback", "workflow.py:34"),
+    "cache_check": ("cache_check", "workflow.py:55"),
+    "fetch_fresh": ("cache_fetch", "workflow.py:55"),
+    "cache_store": ("cache_store", "workflow.py:55"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "request_data": ("primary_service", "use_backup"),
@@ -155,6 +164,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -235,10 +245,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "44-49 45:24 46:25 47:26 48:27 49:27",
-        "node_try_primary": "68-74 70:40 71:41 73:43 74:43",
-        "code_use_backup": "78-83 80:47 81:48 82:49 83:49",
-        "code_fetch_fresh": "101-112 103:62 104:63 107:66 108:67 109:68 111:70 112:70",
+        "code_primary_service": "53-58 54:24 55:25 56:26 57:27 58:27",
+        "node_try_primary": "77-83 79:40 80:41 82:43 83:43",
+        "code_use_backup": "87-92 89:47 90:48 91:49 92:49",
+        "code_fetch_fresh": "110-121 112:62 113:63 116:66 117:67 118:68 120:70 121:70",
     },
 )
 

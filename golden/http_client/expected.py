@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "http_client"
 NODES = ("api_call",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"api_call": ("code", "workflow.py:24")}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -72,6 +74,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -106,7 +109,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_api_call": "37-46 39:28 41:30 42:31 43:32 45:34 46:34",
+        "node_api_call": "39-48 41:28 43:30 44:31 45:32 47:34 48:34",
     },
 )
 

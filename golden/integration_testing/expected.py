@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "workflow"
 NODES = ("db_operation",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"db_operation": ("resource", "workflow.py:18")}
 
 
 # Opened on first use, closed when the run ends. Every setting can be overridden from
@@ -51,6 +53,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,

@@ -11,6 +11,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "health_alerts"
 NODES = ("health_monitor", "alert_processor")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "health_monitor": ("code", "workflow.py:8"),
+    "alert_processor": ("code", "workflow.py:17"),
+}
 
 
 # Node "health_monitor": workflow.py:8
@@ -49,6 +54,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -82,8 +88,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "17-24 18:9 24:14",
-        "node_alert_processor": "28-41 32:19 33:20 34:21 36:23 41:27",
+        "node_health_monitor": "22-29 23:9 29:14",
+        "node_alert_processor": "33-46 37:19 38:20 39:21 41:23 46:27",
     },
 )
 

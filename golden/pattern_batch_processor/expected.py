@@ -11,6 +11,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "batch_processor"
 NODES = ("load", "square")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "load": ("code", "workflow.py:7"),
+    "square": ("batch_processor", "workflow.py:8"),
+}
 
 
 # Node "load": workflow.py:7
@@ -40,6 +45,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -65,8 +71,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "17-19 18:7 19:7",
-        "code_square": "23-25 24:12 25:12",
+        "node_load": "22-24 23:7 24:7",
+        "code_square": "28-30 29:12 30:12",
     },
 )
 

@@ -11,6 +11,12 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "cache_aside"
 NODES = ("profile_cached", "profile_fetch", "profile_store")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "profile_cached": ("cache_check", "workflow.py:10"),
+    "profile_fetch": ("cache_fetch", "workflow.py:10"),
+    "profile_store": ("cache_store", "workflow.py:10"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
     "user_id": ("profile_cached", "profile_fetch"),
@@ -81,6 +87,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         resources=opened,
@@ -135,7 +142,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_profile_fetch": "37-40 38:16 39:17 40:17",
+        "code_profile_fetch": "43-46 44:16 45:17 46:17",
     },
 )
 

@@ -13,6 +13,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "circuit_breaker"
 NODES = ("charge", "refund")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "charge": ("circuit_breaker", "workflow.py:7"),
+    "refund": ("circuit_breaker", "workflow.py:18"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
 
@@ -68,6 +73,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -98,8 +104,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_charge": "21-25 22:11 23:12 24:13 25:13",
-        "code_refund": "41-42 42:22",
+        "code_charge": "26-30 27:11 28:12 29:13 30:13",
+        "code_refund": "46-47 47:22",
     },
 )
 

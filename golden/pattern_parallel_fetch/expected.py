@@ -13,6 +13,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_fetch"
 NODES = ("multi_fetch", "summary")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "multi_fetch": ("parallel_fetch", "workflow.py:7"),
+    "summary": ("code", "workflow.py:27"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"count": ("multi_fetch",)}
 
@@ -62,6 +67,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -97,10 +103,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_fast": "21-24 22:12 23:13 24:13",
-        "fetch_multi_fetch_slow": "28-31 29:16 30:17 31:17",
-        "fetch_multi_fetch_broken": "35-37 36:20 37:20",
-        "node_summary": "52-54 53:28 54:28",
+        "fetch_multi_fetch_fast": "26-29 27:12 28:13 29:13",
+        "fetch_multi_fetch_slow": "33-36 34:16 35:17 36:17",
+        "fetch_multi_fetch_broken": "40-42 41:20 42:20",
+        "node_summary": "57-59 58:28 59:28",
     },
 )
 

@@ -13,6 +13,11 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "parallel_map"
 NODES = ("load", "enrich")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "load": ("code", "workflow.py:7"),
+    "enrich": ("parallel_map", "workflow.py:8"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"greeting": ("enrich",)}
 
@@ -49,6 +54,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -83,8 +89,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "21-23 22:7 23:7",
-        "functions_enrich": "27-34 28:11 29:12 30:13 31:14 32:15 34:15",
+        "node_load": "26-28 27:7 28:7",
+        "functions_enrich": "32-39 33:11 34:12 35:13 36:14 37:15 39:15",
     },
 )
 

@@ -13,6 +13,13 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "controlling_concurrency"
 NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "numbers": ("code", "workflow.py:36"),
+    "cpu_intensive": ("parallel_map", "workflow.py:39"),
+    "io_intensive": ("parallel_map", "workflow.py:48"),
+    "memory_intensive": ("parallel_map", "workflow.py:56"),
+}
 
 
 # Node "numbers": workflow.py:36
@@ -141,6 +148,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -169,10 +177,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_numbers": "19-21 20:36 21:36",
-        "functions_cpu_intensive": "26-41 27:22 28:23 30:25 32:27 34:29 35:30 36:31 37:32 38:33 40:35 41:35",
-        "functions_io_intensive": "62-69 63:26 64:27 66:29 68:31 69:31",
-        "functions_memory_intensive": "85-91 86:30 87:31 88:32 90:34 91:34",
+        "node_numbers": "26-28 27:36 28:36",
+        "functions_cpu_intensive": "33-48 34:22 35:23 37:25 39:27 41:29 42:30 43:31 44:32 45:33 47:35 48:35",
+        "functions_io_intensive": "69-76 70:26 71:27 73:29 75:31 76:31",
+        "functions_memory_intensive": "92-98 93:30 94:31 95:32 97:34 98:34",
     },
 )
 

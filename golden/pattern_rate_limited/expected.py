@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "rate_limited"
 NODES = ("fetch_page",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"fetch_page": ("rate_limited", "workflow.py:7")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_page",)}
 
@@ -39,6 +41,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -66,7 +69,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_page": "19-21 20:11 21:11",
+        "code_fetch_page": "21-23 22:11 23:11",
     },
 )
 

@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "retry_with_backoff"
 NODES = ("operation",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"operation": ("retry_with_backoff", "workflow.py:7")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"calls": ("operation",)}
 
@@ -32,6 +34,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -71,7 +74,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_operation": "19-24 20:11 21:12 22:13 23:14 24:14",
+        "node_operation": "21-26 22:11 23:12 24:13 25:14 26:14",
     },
 )
 

@@ -13,6 +13,13 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "timeout_with_fallback"
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "quote_live": ("fallback_primary", "workflow.py:7"),
+    "quote_cached": ("fallback", "workflow.py:7"),
+    "rate_live": ("fallback_primary", "workflow.py:20"),
+    "rate_cached": ("fallback", "workflow.py:20"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"delay": ("quote_live",)}
 
@@ -94,6 +101,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -124,10 +132,10 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_quote_live": "21-24 22:12 23:13 24:13",
-        "code_quote_cached": "28-30 29:16 30:16",
-        "node_rate_live": "41-43 42:25 43:25",
-        "code_rate_cached": "47-49 48:28 49:28",
+        "node_quote_live": "28-31 29:12 30:13 31:13",
+        "code_quote_cached": "35-37 36:16 37:16",
+        "node_rate_live": "48-50 49:25 50:25",
+        "code_rate_cached": "54-56 55:28 56:28",
     },
 )
 

@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"fetch": ("code", "workflow.py:16"), "process": ("code", "workflow.py:21")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
 
@@ -35,6 +37,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -68,8 +71,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_fetch": "19-21 20:18 21:18",
-        "node_process": "25-27 26:23 27:23",
+        "node_fetch": "21-23 22:18 23:18",
+        "node_process": "27-29 28:23 29:23",
     },
 )
 

@@ -11,6 +11,8 @@ rt.require_interface(1, __name__, "0.2.0")
 
 WORKFLOW = "test_workflow"
 NODES = ("test_node",)
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"test_node": ("code", "workflow.py:6")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_value": ("test_node",)}
 
@@ -29,6 +31,7 @@ async def run(
         WORKFLOW,
         inputs,
         nodes=NODES,
+        info=NODE_INFO,
         source_map=SOURCE_MAP,
         module_file=__file__,
         observer=observer,
@@ -56,7 +59,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_test_node": "19-21 20:8 21:8",
+        "node_test_node": "21-23 22:8 23:8",
     },
 )
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import aclosing
 from typing import Any
 
+from kflow_runtime.observe import emit
 from kflow_runtime.run import is_cancellation
 
 from ._errors import PatternError, error_message, format_error
@@ -80,6 +81,8 @@ async def batch_process(
         if out is None:
             raise TypeError("process_batch returned None; it must return the batch's results list")
         results.extend(out)
+        emit("kflow.batch.done", {"kflow.batch.index": batches, "kflow.batch.first": processed,
+                                  "kflow.batch.size": len(chunk)})
         processed += len(chunk)
         batches += 1
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
-from ..observe import map_hooks
+from ..observe import CURRENT, map_hooks
 from ._errors import PatternError, describe, format_error, item_timed_out
 from .executors import (
     AsyncExecutor,
@@ -80,8 +80,35 @@ async def parallel_map(
     of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
-    if progress is None and on_batch is None:
-        progress, on_batch = map_hooks()
+    watch = CURRENT.get() if progress is None and on_batch is None else None
+    if watch is None:
+        return await _parallel_map(process_item, items, max_workers, batch_size,
+                                   timeout_per_item, continue_on_error, executor, progress,
+                                   on_batch)
+    # Watched (a run's observer): the map is a span of its own, with its counts.
+    observer, node_id = watch
+    progress, on_batch = map_hooks()
+    observer.map_started(node_id, len(items) if isinstance(items, Sized) else None,
+                         time.perf_counter())
+    try:
+        outcome = await _parallel_map(process_item, items, max_workers, batch_size,
+                                      timeout_per_item, continue_on_error, executor, progress,
+                                      on_batch)
+    except ParallelMapError as exc:
+        observer.map_finished(node_id, exc.statistics, exc.errors, time.perf_counter())
+        raise
+    except BaseException:
+        observer.map_finished(node_id, None, [], time.perf_counter())
+        raise
+    observer.map_finished(node_id, outcome["statistics"], outcome["errors"], time.perf_counter())
+    return outcome
+
+
+async def _parallel_map(
+    process_item: Callable[[Any], Any], items: Iterable[Any], max_workers: int,
+    batch_size: int | None, timeout_per_item: float | None, continue_on_error: bool,
+    executor: str | Executor, progress: Progress | None, on_batch: OnBatch | None,
+) -> dict[str, Any]:
     runner = resolve_executor(executor)  # $KFLOW_DASK_SCHEDULER overrides `executor`
     total = len(items) if isinstance(items, Sized) else None
     started = time.perf_counter()
