@@ -1,0 +1,253 @@
+"""OpenTelemetry as a user turns it on: `--otel` exporting over OTLP/HTTP to a receiver,
+KFLOW_OTEL with and without the packages, and tracing off importing nothing of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+from aiohttp import web  # noqa: E402
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (  # noqa: E402
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
+    ExportTraceServiceRequest,
+)
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+MAP_WORKFLOW = GOLDEN / "pattern_parallel_map" / "workflow.py"
+
+# Hides packages from a child Python: `python -c BLOCK` then runs the module.
+BLOCKER = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == p or name.startswith(p + ".") for p in {blocked!r}):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, Block())
+sys.argv = {argv!r}
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.fixture(scope="module")
+def map_module(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("otel") / "pm.py"
+    subprocess.run([sys.executable, "-m", "kflow.cli", "build", str(MAP_WORKFLOW), "-o", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+def env(**extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("OTEL_") and k != "KFLOW_OTEL"}
+    environ.update(extra)
+    return environ
+
+
+def run_blocked(module: Path, blocked: tuple[str, ...], *args: str, **environ: str):
+    code = BLOCKER.format(blocked=blocked, argv=[str(module), *args])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env(**environ), timeout=60)
+
+
+class Receiver:
+    """An OTLP/HTTP collector: keeps the decoded export requests it is sent."""
+
+    def __init__(self) -> None:
+        self.traces: list[ExportTraceServiceRequest] = []
+        self.metrics: list[ExportMetricsServiceRequest] = []
+        self.content_types: set[str] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/traces", self._traces)
+        app.router.add_post("/v1/metrics", self._metrics)
+        return app
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        self.content_types.add(request.content_type)
+        self.traces.append(ExportTraceServiceRequest.FromString(await request.read()))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.metrics.append(ExportMetricsServiceRequest.FromString(await request.read()))
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    def spans(self) -> list:
+        return [span for request in self.traces for resource in request.resource_spans
+                for scope in resource.scope_spans for span in scope.spans]
+
+    def resources(self) -> list[dict]:
+        return [{a.key: a.value.string_value for a in r.resource.attributes}
+                for request in self.traces for r in request.resource_spans]
+
+    def metric_names(self) -> set[str]:
+        return {m.name for request in self.metrics for r in request.resource_metrics
+                for s in r.scope_metrics for m in s.metrics}
+
+
+def attributes(span) -> dict:
+    out = {}
+    for a in span.attributes:
+        value = a.value
+        out[a.key] = value.string_value if value.HasField("string_value") else value.int_value
+    return out
+
+
+async def test_otel_flag_exports_spans_and_metrics_over_otlp_http(map_module, http_app_server):
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(map_module), "--otel", "--inputs", '{"greeting": "Hi"}',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    envelope = json.loads(stdout)
+    assert envelope["status"] == "success"
+    # Flushed before exit: everything has arrived once the process has ended.
+    spans = {span.name: span for span in receiver.spans()}
+    # The run's span is named for the workflow, here "parallel_map" as its map's span is.
+    names = [span.name for span in receiver.spans()]
+    assert sorted(names) == ["enrich", "load", "parallel_map", "parallel_map"]
+    runs = [s for s in receiver.spans() if not s.parent_span_id]
+    (root,) = runs
+    assert attributes(root)["kflow.run_id"] == envelope["run_id"]
+    assert attributes(root)["kflow.workflow"] == "parallel_map"
+    assert {s.trace_id for s in receiver.spans()} == {root.trace_id}
+    assert attributes(spans["load"])["kflow.node.source"] == "workflow.py:7"
+    (mapped,) = [s for s in receiver.spans() if s.name == "parallel_map" and s.parent_span_id]
+    assert mapped.parent_span_id == spans["enrich"].span_id
+    assert attributes(mapped)["kflow.map.errors"] == 1
+    assert {r["service.name"] for r in receiver.resources()} == {"parallel_map"}
+    assert receiver.content_types == {"application/x-protobuf"}
+    assert {"kflow.node.duration", "kflow.node.outcomes", "kflow.map.items"} <= (
+        receiver.metric_names())
+
+
+async def test_otel_service_name_from_the_environment(map_module, http_app_server):
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(map_module), "--otel", "--inputs", '{"greeting": "Hi"}',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="billing",
+                OTEL_METRICS_EXPORTER="none"),
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert {r["service.name"] for r in receiver.resources()} == {"billing"}
+    assert receiver.metrics == []
+
+
+def test_kflow_otel_without_the_api_is_a_clear_error(map_module):
+    done = run_blocked(map_module, ("opentelemetry",), "--inputs", '{"greeting": "Hi"}',
+                       KFLOW_OTEL="1")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "error: KFLOW_OTEL=1 asks for OpenTelemetry spans, but opentelemetry-api is not "
+        "installed: pip install 'kflow-runtime[otel]' (or unset KFLOW_OTEL)\n")
+
+
+def test_otel_flag_without_the_sdk_is_a_clear_error(map_module):
+    done = run_blocked(map_module, ("opentelemetry.sdk",), "--otel", "--inputs",
+                       '{"greeting": "Hi"}')
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: --otel needs the OpenTelemetry SDK (")
+    assert done.stderr.endswith(
+        "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http (or leave out "
+        "--otel and set up OpenTelemetry yourself, with KFLOW_OTEL=1)\n")
+    assert "Traceback" not in done.stderr
+
+
+def test_otel_flag_without_the_exporter_is_a_clear_error(map_module):
+    done = run_blocked(map_module, ("opentelemetry.exporter",), "--otel", "--inputs",
+                       '{"greeting": "Hi"}')
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("error: --otel needs the OTLP/HTTP exporter (")
+    assert "Traceback" not in done.stderr
+
+
+def test_library_run_with_kflow_otel_and_no_api_raises_a_clear_import_error(map_module):
+    script = textwrap.dedent(f"""
+        import asyncio, importlib.abc, importlib.util, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "opentelemetry" or name.startswith("opentelemetry."):
+                    raise ModuleNotFoundError(name)
+        sys.meta_path.insert(0, Block())
+        spec = importlib.util.spec_from_file_location("pm", {str(map_module)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        try:
+            asyncio.run(module.run({{"greeting": "Hi"}}))
+        except ImportError as exc:
+            print(type(exc).__name__, exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env(KFLOW_OTEL="1"), timeout=60)
+    assert done.stdout.startswith("OtelUnavailable KFLOW_OTEL=1 asks for OpenTelemetry spans")
+
+
+def test_library_run_honours_kflow_otel_with_the_global_provider(map_module):
+    script = textwrap.dedent(f"""
+        import asyncio, importlib.util, json
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        spec = importlib.util.spec_from_file_location("pm", {str(map_module)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        asyncio.run(module.run({{"greeting": "Hi"}}))
+        print(json.dumps(sorted(s.name for s in exporter.get_finished_spans())))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env(KFLOW_OTEL="1"), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["enrich", "load", "parallel_map", "parallel_map"]
+
+
+def test_tracing_off_imports_no_opentelemetry(map_module):
+    script = textwrap.dedent(f"""
+        import asyncio, importlib.util, sys
+        spec = importlib.util.spec_from_file_location("pm", {str(map_module)!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        envelope = asyncio.run(module.run({{"greeting": "Hi"}}))
+        assert envelope["status"] == "success"
+        print(sorted(m for m in sys.modules if m.startswith(("opentelemetry", "kflow_runtime.otel"))))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env(KFLOW_OTEL="0"), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_tracing_off_importtime_shows_no_opentelemetry(map_module):
+    done = subprocess.run([sys.executable, "-X", "importtime", str(map_module), "--inputs",
+                           '{"greeting": "Hi"}'], capture_output=True, text=True, env=env(),
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "kflow_runtime.run" in imported  # the import log is what it should be
+    assert not [name for name in imported if "opentelemetry" in name or name.endswith(".otel")]
