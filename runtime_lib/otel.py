@@ -365,8 +365,8 @@ class OtelObserver(Observer):
     def trace_carrier(self, node_id: str) -> dict[str, str] | None:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)  # the current span: the map's, inside a map
-        if _CONFIGURED:
-            carrier[CONFIGURE_KEY] = "1"
+        if _CONFIGURED:  # the workers set up the SDK as this process did, same service name
+            carrier[CONFIGURE_KEY] = _SERVICE or ""
         return carrier or None
 
 
@@ -403,6 +403,7 @@ def default_observer() -> OtelObserver:
 # -- setting up the SDK (--otel) ---------------------------------------------------------
 
 _CONFIGURED = False
+_SERVICE: str | None = None
 
 _SDK_HINT = ("pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http "
              "(or leave out --otel and set up OpenTelemetry yourself, with KFLOW_OTEL=1)")
@@ -417,7 +418,7 @@ def configure_sdk(service_name: str | None = None) -> Callable[[], None]:
     SDK and exporter read the rest (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, OTEL_RESOURCE_
     ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_BSP_*...). Raises OtelUnavailable without them.
     """
-    global _CONFIGURED
+    global _CONFIGURED, _SERVICE
     require_api()
     for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         protocol = os.environ.get(variable, "").strip()
@@ -490,6 +491,7 @@ def configure_sdk(service_name: str | None = None) -> Callable[[], None]:
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     _CONFIGURED = True
+    _SERVICE = service_name
 
     def shutdown() -> None:
         # Shutting down flushes: every span and the last metrics are sent before exit.
@@ -514,9 +516,9 @@ def worker_span(carrier: dict[str, str], name: str, attributes: dict[str, Any]) 
     if trace is None:
         yield
         return
-    if carrier.get(CONFIGURE_KEY) and not _CONFIGURED:
+    if CONFIGURE_KEY in carrier and not _CONFIGURED:
         try:
-            _WORKER_SHUTDOWN = configure_sdk("kflow-dask-worker")
+            _WORKER_SHUTDOWN = configure_sdk(carrier[CONFIGURE_KEY] or None)
         except OtelUnavailable:
             pass
     parent = propagate.extract(carrier)

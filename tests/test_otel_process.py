@@ -251,3 +251,96 @@ def test_tracing_off_importtime_shows_no_opentelemetry(map_module):
                 if line.startswith("import time:")]
     assert "kflow_runtime.run" in imported  # the import log is what it should be
     assert not [name for name in imported if "opentelemetry" in name or name.endswith(".otel")]
+
+
+DASK_WORKFLOW = """\
+from kflow import AsyncWorkflowBuilder
+
+builder = AsyncWorkflowBuilder("on_dask")
+builder.add_async_code("load", "result = {'items': list(range(40))}")
+builder.add_parallel_map("square", '''
+async def process_item(x):
+    return {"v": x * x, "pid": os.getpid()}
+''', max_workers=4, executor="dask")
+builder.add_connection("load", "result.items", "square", "items")
+workflow = builder.build()
+"""
+
+
+@pytest.fixture(scope="module")
+def dask_module(tmp_path_factory) -> Path:
+    pytest.importorskip("distributed")
+    folder = tmp_path_factory.mktemp("otel_dask")
+    (folder / "workflow.py").write_text(DASK_WORKFLOW)
+    out = folder / "on_dask.py"
+    subprocess.run([sys.executable, "-m", "kflow.cli", "build", str(folder / "workflow.py"),
+                    "-o", str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_dask_batches_join_the_runs_trace_in_process_workers(dask_module):
+    # Workers in threads of this process: they share its (in-memory) TracerProvider.
+    script = textwrap.dedent(f"""
+        import asyncio, importlib.util, json, os
+        import distributed
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        if __name__ == "__main__":
+            with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
+                                          dashboard_address=":0") as cluster:
+                os.environ["KFLOW_DASK_SCHEDULER"] = cluster.scheduler_address
+                spec = importlib.util.spec_from_file_location("on_dask", {str(dask_module)!r})
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                envelope = asyncio.run(module.run({{}}))
+                assert envelope["status"] == "success", envelope
+            print(json.dumps([
+                {{"name": s.name, "trace": s.context.trace_id, "span": s.context.span_id,
+                  "parent": s.parent.span_id if s.parent else None,
+                  "size": s.attributes.get("kflow.map.size")}}
+                for s in exporter.get_finished_spans()]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=env(KFLOW_OTEL="1"), timeout=180)
+    assert done.returncode == 0, done.stderr
+    spans = json.loads(done.stdout.strip().splitlines()[-1])
+    (root,) = [s for s in spans if s["name"] == "on_dask"]
+    (mapped,) = [s for s in spans if s["name"] == "parallel_map"]
+    batches = [s for s in spans if s["name"] == "parallel_map batch"]
+    assert len(batches) >= 2 and sum(b["size"] for b in batches) == 40
+    assert {s["trace"] for s in spans} == {root["trace"]}
+    assert {b["parent"] for b in batches} == {mapped["span"]}
+
+
+async def test_dask_worker_processes_export_their_batches_with_otel(dask_module,
+                                                                   http_app_server):
+    # executor="dask" without a scheduler: a LocalCluster of worker processes, which set up
+    # the SDK from the OTEL_* variables they inherit and send their spans themselves.
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(dask_module), "--otel",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRICS_EXPORTER="none"),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 180)
+    assert process.returncode == 0, stderr.decode()
+    envelope = json.loads(stdout)
+    worker_pids = {r["pid"] for r in envelope["results"]["square"]["results"]}
+    assert process.pid not in worker_pids
+    spans = receiver.spans()
+    (root,) = [s for s in spans if s.name == "on_dask"]
+    (mapped,) = [s for s in spans if s.name == "parallel_map"]
+    batches = [s for s in spans if s.name == "parallel_map batch"]
+    assert sum(attributes(b)["kflow.map.size"] for b in batches) == 40
+    assert {attributes(b)["kflow.worker.pid"] for b in batches} <= worker_pids
+    assert {s.trace_id for s in spans} == {root.trace_id}
+    assert {b.parent_span_id for b in batches} == {mapped.span_id}
+    # One service: the workers name themselves as the process that sent them the map.
+    assert {r["service.name"] for r in receiver.resources()} == {"on_dask"}
