@@ -95,7 +95,12 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and the other OTEL_* "
                         "variables (needs opentelemetry-sdk and "
                         "opentelemetry-exporter-otlp-proto-http)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.inputs_jsonl and (args.progress or args.trace):
+        # Both watch one run; with many at once their lines and spans would interleave.
+        parser.error("--progress and --trace watch one run: use them with --inputs or "
+                     "--inputs-file, not with --inputs-jsonl")
+    return args
 
 
 def _start_otel(args: argparse.Namespace, workflow: str | None) -> Callable[[], None] | None:
