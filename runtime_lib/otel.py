@@ -156,6 +156,8 @@ class OtelObserver(Observer):
         require_api()
         self.tracer = _tracer(tracer_provider)
         self.duration, self.outcomes, self.items = _instruments(meter_provider)
+        self._node_attributes: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._node_labels: dict[tuple[str, str, str], dict[str, str]] = {}
 
     # -- the run --------------------------------------------------------------------
 
@@ -208,18 +210,40 @@ class OtelObserver(Observer):
 
     # -- nodes ------------------------------------------------------------------------
 
-    def _start(self, state: _RunState, node_id: str, attempt: int, at: float) -> _Attempt:
-        attributes: dict[str, Any] = {"kflow.workflow": state.workflow, "kflow.node.id": node_id,
-                                      "kflow.node.attempt": attempt}
+    def _attributes(self, state: _RunState, node_id: str) -> dict[str, Any]:
+        """A node's span attributes (attempt 1), made once per node of a module."""
         kind, where = state.info.get(node_id, (None, None))
-        if kind is not None:
-            attributes["kflow.node.kind"] = kind
-        if where is not None:
-            attributes["kflow.node.source"] = where
-            path, _, line = where.rpartition(":")
-            attributes["code.file.path"] = path
-            if line.isdigit():
-                attributes["code.line.number"] = int(line)
+        key = (state.workflow, node_id, kind, where)
+        attributes = self._node_attributes.get(key)
+        if attributes is None:
+            attributes = {"kflow.workflow": state.workflow, "kflow.node.id": node_id,
+                          "kflow.node.attempt": 1}
+            if kind is not None:
+                attributes["kflow.node.kind"] = kind
+            if where is not None:
+                attributes["kflow.node.source"] = where
+                path, _, line = where.rpartition(":")
+                attributes["code.file.path"] = path
+                if line.isdigit():
+                    attributes["code.line.number"] = int(line)
+            if len(self._node_attributes) < 100_000:  # bounded, whatever a process runs
+                self._node_attributes[key] = attributes
+        return attributes
+
+    def _labels(self, workflow: str, node_id: str, status: str) -> dict[str, str]:
+        key = (workflow, node_id, status)
+        labels = self._node_labels.get(key)
+        if labels is None:
+            labels = {"kflow.workflow": workflow, "kflow.node.id": node_id,
+                      "kflow.node.status": status}
+            if len(self._node_labels) < 100_000:
+                self._node_labels[key] = labels
+        return labels
+
+    def _start(self, state: _RunState, node_id: str, attempt: int, at: float) -> _Attempt:
+        attributes = self._attributes(state, node_id)
+        if attempt != 1:
+            attributes = {**attributes, "kflow.node.attempt": attempt}
         span = self.tracer.start_span(node_id, context=state.context, attributes=attributes,
                                       start_time=_ns(at))
         # Current while the node runs, so spans the node's own code makes nest under it.
@@ -275,11 +299,11 @@ class OtelObserver(Observer):
             span.add_event("kflow.fallback", {"kflow.node.id": node_id,
                                               "kflow.fallback.error": error or ""},
                            timestamp=_ns(at))
-        self._close(current, at)
-        labels = {"kflow.workflow": state.workflow, "kflow.node.id": node_id,
-                  "kflow.node.status": status}
+        labels = self._labels(state.workflow, node_id, status)
+        # While the node's span is current: an SDK that keeps exemplars links them to it.
         self.duration.record(at - state.started.pop(node_id, at), labels)
         self.outcomes.add(1, labels)
+        self._close(current, at)
 
     def node_skipped(self, node_id: str, at: float) -> None:
         state = _RUN.get()
@@ -287,8 +311,7 @@ class OtelObserver(Observer):
             return
         state.span.add_event("kflow.node.skipped", {"kflow.node.id": node_id},
                              timestamp=_ns(at))
-        self.outcomes.add(1, {"kflow.workflow": state.workflow, "kflow.node.id": node_id,
-                              "kflow.node.status": "skipped"})
+        self.outcomes.add(1, self._labels(state.workflow, node_id, "skipped"))
 
     # -- inside a node ----------------------------------------------------------------
 
