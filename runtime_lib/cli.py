@@ -103,17 +103,17 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
     return args
 
 
-def _start_otel(args: argparse.Namespace, workflow: str | None) -> Callable[[], None] | None:
-    """Set up tracing as asked (--otel, KFLOW_OTEL); the flush to call before exit, if any.
-    OtelUnavailable, naming what to install, when the packages are missing."""
+def start_otel(flag: bool, workflow: str | None) -> Callable[[], None] | None:
+    """Set up tracing as asked (`flag`: --otel; KFLOW_OTEL); the flush to call before exit,
+    if any. OtelUnavailable (an ImportError) naming what to install when packages are missing."""
     from kflow_runtime.observe import OTEL_ENV, otel_wanted
 
-    if not (args.otel or otel_wanted()):
+    if not (flag or otel_wanted()):
         return None
     from kflow_runtime import otel
 
     otel.require_api()
-    if not args.otel:
+    if not flag:
         return None  # spans go to the global providers the process set up
     shutdown = otel.configure_sdk(workflow)
     os.environ[OTEL_ENV] = "1"  # every run of this process (--inputs-jsonl too) is traced
@@ -407,7 +407,7 @@ def main(
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     try:
-        flush = _start_otel(args, getattr(run, "__globals__", {}).get("WORKFLOW"))
+        flush = start_otel(args.otel, getattr(run, "__globals__", {}).get("WORKFLOW"))
     except ImportError as exc:  # otel.OtelUnavailable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

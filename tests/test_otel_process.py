@@ -344,3 +344,19 @@ async def test_dask_worker_processes_export_their_batches_with_otel(dask_module,
     assert {b.parent_span_id for b in batches} == {mapped.span_id}
     # One service: the workers name themselves as the process that sent them the map.
     assert {r["service.name"] for r in receiver.resources()} == {"on_dask"}
+
+
+async def test_kflowc_run_with_otel_exports_the_run(http_app_server):
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kflow.cli", "run", "--quiet", "--otel", str(MAP_WORKFLOW),
+        "--inputs", '{"greeting": "Hi"}',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRICS_EXPORTER="none"),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert json.loads(stdout)["status"] == "success"
+    assert sorted(s.name for s in receiver.spans()) == [
+        "enrich", "load", "parallel_map", "parallel_map"]
