@@ -363,3 +363,91 @@ def test_context_is_clean_after_a_failing_run(telemetry):
 
     before, after = asyncio.run(main())
     assert before == after
+
+
+async def test_shared_rate_limit_and_breaker_events(telemetry, redis_url, redis_client):
+    import uuid
+
+    name = f"otel_{uuid.uuid4().hex[:8]}"
+    builder = AsyncWorkflowBuilder(name).with_cache("cache", url=redis_url)
+    AsyncPatterns.rate_limited(builder, "tick", "result = 1", requests_per_second=20,
+                               burst_size=1, shared="cache")
+    AsyncPatterns.circuit_breaker(builder, "call", "raise ConnectionError('down')",
+                                  failure_threshold=1, reset_timeout=300, shared="cache")
+    module = module_of(builder)
+    try:
+        for _ in range(2):
+            await module.run({}, observer=telemetry.observer)
+    finally:
+        keys = await redis_client.keys(f"kflow:{name}:*")
+        if keys:
+            await redis_client.delete(*keys)
+    events = [e for s in telemetry.finished() for e in s.events]
+    waits = [e for e in events if e.name == "kflow.rate_limit.wait"]
+    assert len(waits) == 1 and waits[0].attributes["kflow.rate_limit.wait_s"] > 0
+    assert waits[0].attributes["kflow.rate_limit.key"] == f"kflow:{name}:tick:rate"
+    (change,) = [e for e in events if e.name == "kflow.breaker.state_change"]
+    assert (change.attributes["kflow.breaker.from"], change.attributes["kflow.breaker.to"]) == (
+        "closed", "open")
+    assert change.attributes["kflow.breaker.key"] == f"kflow:{name}:call:breaker"
+
+
+def test_breaker_half_open_and_closed_again(telemetry):
+    builder = AsyncWorkflowBuilder("breaker")
+    AsyncPatterns.circuit_breaker(builder, "call", """
+        if fail:
+            raise ConnectionError("down")
+        result = 1
+    """, failure_threshold=1, reset_timeout=0.05)
+    module = module_of(builder)
+
+    async def runs():
+        await module.run({"fail": True}, observer=telemetry.observer)
+        await asyncio.sleep(0.1)  # past the reset timeout: the next call is the trial
+        await module.run({"fail": False}, observer=telemetry.observer)
+
+    asyncio.run(runs())
+    changes = [(e.attributes["kflow.breaker.from"], e.attributes["kflow.breaker.to"])
+               for s in telemetry.finished() for e in s.events
+               if e.name == "kflow.breaker.state_change"]
+    assert changes == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_timeout_with_fallback_records_the_fallback(telemetry):
+    builder = AsyncWorkflowBuilder("fallbacks")
+    AsyncPatterns.timeout_with_fallback(
+        builder, "primary", "backup", "await asyncio.sleep(5)", "result = 'backup'",
+        timeout_seconds=0.05)
+    envelope = run_traced(module_of(builder), telemetry, {})
+    assert envelope["results"]["backup"] == "backup"
+    spans = telemetry.by_name()
+    (primary,) = spans["primary"]
+    assert primary.attributes["kflow.node.kind"] == "fallback_primary"
+    assert primary.attributes["kflow.node.status"] == "recovered"
+    (fallback,) = [e for e in primary.events if e.name == "kflow.fallback"]
+    assert "timed out after 0.05s" in fallback.attributes["kflow.fallback.error"]
+    (exception,) = [e for e in primary.events if e.name == "exception"]
+    assert exception.attributes["exception.type"] == "kflow_runtime.run.NodeTimeout"
+    (backup,) = spans["backup"]
+    assert backup.attributes["kflow.node.kind"] == "fallback"
+    assert backup.status.status_code is StatusCode.UNSET
+
+
+def test_observers_written_before_info_existed_keep_working(telemetry):
+    from kflow_runtime.observe import Observer
+
+    class Old(Observer):
+        def __init__(self):
+            self.seen = []
+
+        def run_started(self, workflow, nodes, at):
+            self.seen.append((workflow, nodes))
+
+    builder = AsyncWorkflowBuilder("old")
+    builder.add_async_code("only", "result = 1")
+    old = Old()
+    envelope = asyncio.run(module_of(builder).run({}, observer=Observers([old,
+                                                                         telemetry.observer])))
+    assert envelope["status"] == "success" and old.seen == [("old", ("only",))]
+    (only,) = telemetry.by_name()["only"]
+    assert only.attributes["kflow.node.kind"] == "code"
