@@ -360,3 +360,23 @@ async def test_kflowc_run_with_otel_exports_the_run(http_app_server):
     assert json.loads(stdout)["status"] == "success"
     assert sorted(s.name for s in receiver.spans()) == [
         "enrich", "load", "parallel_map", "parallel_map"]
+
+
+async def test_otel_with_inputs_jsonl_traces_every_run_as_its_own_trace(map_module, tmp_path,
+                                                                       http_app_server):
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    lines = tmp_path / "runs.jsonl"
+    lines.write_text("".join(json.dumps({"greeting": g}) + "\n" for g in ("Hi", "Yo", "Hey")))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(map_module), "--otel", "--inputs-jsonl", str(lines),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRICS_EXPORTER="none"),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    run_ids = [json.loads(line)["run_id"] for line in stdout.decode().splitlines()]
+    roots = [s for s in receiver.spans() if not s.parent_span_id]
+    assert sorted(attributes(r)["kflow.run_id"] for r in roots) == sorted(run_ids)
+    assert len({r.trace_id for r in roots}) == 3
+    assert len(receiver.spans()) == 3 * 4
