@@ -98,7 +98,7 @@ def main(nodes: int, rounds: int) -> None:
     tracer = tracer_provider.get_tracer("floor")
     meter = meter_provider.get_meter("floor")
     histogram, counter = meter.create_histogram("floor.h"), meter.create_counter("floor.c")
-    attributes = {"kflow.workflow": "chain", "kflow.node.id": "n1", "kflow.node.attempt": 1,
+    attributes = {"kflow.node.id": "n1", "kflow.node.attempt": 1,
                   "kflow.node.kind": "code", "kflow.node.source": "workflow.py:5",
                   "code.file.path": "workflow.py", "code.line.number": 5}
     labels = {"kflow.workflow": "chain", "kflow.node.id": "n1", "kflow.node.status": "done"}

@@ -120,7 +120,7 @@ def test_span_tree_of_a_chain_a_map_retries_a_fallback_and_a_failure(telemetry):
     line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
                 if 'add_async_code("load"' in text)
     assert dict(load.attributes) == {
-        "kflow.workflow": "orders", "kflow.node.id": "load", "kflow.node.attempt": 1,
+        "kflow.node.id": "load", "kflow.node.attempt": 1,
         "kflow.node.kind": "code", "kflow.node.source": f"test_otel.py:{line}",
         "code.file.path": "test_otel.py", "code.line.number": line,
         "kflow.node.status": "done",
