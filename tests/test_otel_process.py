@@ -380,3 +380,23 @@ async def test_otel_with_inputs_jsonl_traces_every_run_as_its_own_trace(map_modu
     assert sorted(attributes(r)["kflow.run_id"] for r in roots) == sorted(run_ids)
     assert len({r.trace_id for r in roots}) == 3
     assert len(receiver.spans()) == 3 * 4
+
+
+async def test_otel_progress_and_trace_together(map_module, tmp_path, http_app_server):
+    receiver = Receiver()
+    endpoint = await http_app_server(receiver.app())
+    trace_file = tmp_path / "trace.json"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(map_module), "--otel", "--progress", "--trace", str(trace_file),
+        "--inputs", '{"greeting": "Hi"}',
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_METRICS_EXPORTER="none"),
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, stderr.decode()
+    assert json.loads(stdout)["status"] == "success"
+    assert "enrich: 6/6 items" in stderr.decode()
+    chrome = json.loads(trace_file.read_text())["traceEvents"]
+    assert {e["name"] for e in chrome if e.get("cat") == "node"} == {"load", "enrich"}
+    assert sorted(s.name for s in receiver.spans()) == [
+        "enrich", "load", "parallel_map", "parallel_map"]
