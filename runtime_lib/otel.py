@@ -112,15 +112,14 @@ class _Attempt:
 
 
 class _Map:
-    __slots__ = ("span", "token", "last", "counted", "step", "events")
+    __slots__ = ("span", "token", "last", "counted", "step")
 
     def __init__(self, span: Any, token: object, total: int | None) -> None:
         self.span = span
         self.token = token
         self.last = 0  # items done at the last batch event
         self.counted = 0  # items added to the items metric
-        self.step = max(1, total // MAP_EVENTS) if total else 1
-        self.events = 0
+        self.step = max(1, total // MAP_EVENTS) if total else 1  # items per batch event
 
 
 class _RunState:
@@ -343,12 +342,13 @@ class OtelObserver(Observer):
         # An event per batch of items finished (a worker's run of items, an executor's chunk),
         # coarsened so that a map has at most about MAP_EVENTS of them.
         if size >= watched.step or done == total:
-            watched.events += 1
             watched.span.add_event("kflow.map.batch", {
                 "kflow.map.first": watched.last, "kflow.map.size": size,
                 "kflow.map.done": done,
             })
             watched.last = done
+            if total is None:  # unknown length: batches grow with what is done (~80 per 10^6)
+                watched.step = max(1, done // 5)
 
     def map_finished(self, node_id: str, statistics: dict[str, Any] | None,
                      errors: list[dict[str, Any]], at: float) -> None:

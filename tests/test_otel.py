@@ -451,3 +451,20 @@ def test_observers_written_before_info_existed_keep_working(telemetry):
     assert envelope["status"] == "success" and old.seen == [("old", ("only",))]
     (only,) = telemetry.by_name()["only"]
     assert only.attributes["kflow.node.kind"] == "code"
+
+
+def test_a_map_over_an_iterator_has_a_bounded_number_of_batch_events(telemetry):
+    builder = AsyncWorkflowBuilder("stream")
+    builder.add_parallel_map("m", """
+        async def process_item(x):
+            await asyncio.sleep(0)
+            return x
+    """, max_workers=4, timeout_per_item=None)
+    envelope = asyncio.run(module_of(builder).run({"items": iter(range(30000))},
+                                                  observer=telemetry.observer))
+    assert envelope["status"] == "success"
+    (mapped,) = telemetry.by_name()["parallel_map"]
+    batches = [e for e in mapped.events if e.name == "kflow.map.batch"]
+    assert "kflow.map.total" not in mapped.attributes
+    assert 1 <= len(batches) <= 100
+    assert mapped.attributes["kflow.map.items"] == 30000
