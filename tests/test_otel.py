@@ -468,3 +468,15 @@ def test_a_map_over_an_iterator_has_a_bounded_number_of_batch_events(telemetry):
     assert "kflow.map.total" not in mapped.attributes
     assert 1 <= len(batches) <= 100
     assert mapped.attributes["kflow.map.items"] == 30000
+
+
+def test_credentials_in_urls_are_masked_in_spans(telemetry):
+    builder = AsyncWorkflowBuilder("secrets")
+    builder.add_async_code("connect",
+                           "raise ConnectionError('cannot reach postgresql://app:hunter2@db/x')")
+    run_traced(module_of(builder), telemetry, {})
+    (span,) = telemetry.by_name()["connect"]
+    (exception,) = [e for e in span.events if e.name == "exception"]
+    texts = [span.status.description, *map(str, exception.attributes.values())]
+    assert all("hunter2" not in text for text in texts)
+    assert "postgresql://app:***@db/x" in exception.attributes["exception.message"]
