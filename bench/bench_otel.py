@@ -9,6 +9,8 @@ Variants, interleaved in every round (so drift on a shared machine hits all alik
 - on: an OtelObserver on an SDK TracerProvider with a BatchSpanProcessor (its exporter
   drops the spans, so no network time is counted) and an SDK MeterProvider;
 - on, spans only: the same without a MeterProvider (the API's no-op meter);
+- any observer: the base `Observer()` (all no-ops), what watching a run costs at all;
+- otel, no-op providers: the OtelObserver on the API's no-op providers, kflow's own work;
 - SDK floor: what the SDK alone costs for one node's telemetry, without kflow: a span
   started and ended with the same attributes on the same providers, one histogram record
   and one counter add, as many times as there are nodes (on an event loop, like a run).
@@ -24,7 +26,7 @@ import os
 import statistics
 import time
 
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -32,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 import kflow_runtime.run as run_module
 from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow_runtime.observe import Observer
 from kflow_runtime.otel import OtelObserver
 
 
@@ -111,8 +114,19 @@ def main(nodes: int, rounds: int) -> None:
             counter.add(1, labels)
             span.end()
 
+    plain = Observer()
+
+    async def any_observer():
+        return await module.run({}, observer=plain)
+
+    noop = OtelObserver(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider())
+
+    async def otel_noop():
+        return await module.run({}, observer=noop)
+
     variants = {"baseline": baseline, "off": off, "on (SDK, batch exporter)": on,
-                "on, spans only": on_spans, "SDK floor (no kflow)": floor}
+                "on, spans only": on_spans, "any observer": any_observer,
+                "otel, no-op providers": otel_noop, "SDK floor (no kflow)": floor}
     for fn in variants.values():  # warm up: imports, caches
         measure(fn)
     wall: dict[str, list[float]] = {k: [] for k in variants}
