@@ -505,21 +505,27 @@ def configure_sdk(service_name: str | None = None) -> Callable[[], None]:
     if service_name and not named:
         attributes["service.name"] = service_name
     resource = Resource.create(attributes)
-    tracer_provider = TracerProvider(resource=resource)
-    for exporter in span_exporters:
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-    meter_provider = MeterProvider(resource=resource, metric_readers=[
-        PeriodicExportingMetricReader(exporter) for exporter in metric_exporters
-    ])
-    trace.set_tracer_provider(tracer_provider)
-    metrics.set_meter_provider(meter_provider)
+    # A signal with no exporter gets no SDK provider: the API's no-op one costs nothing.
+    providers: list[Any] = []
+    if span_exporters:
+        tracer_provider = TracerProvider(resource=resource)
+        for exporter in span_exporters:
+            tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+        trace.set_tracer_provider(tracer_provider)
+        providers.append(tracer_provider)
+    if metric_exporters:
+        meter_provider = MeterProvider(resource=resource, metric_readers=[
+            PeriodicExportingMetricReader(exporter) for exporter in metric_exporters
+        ])
+        metrics.set_meter_provider(meter_provider)
+        providers.append(meter_provider)
     _CONFIGURED = True
     _SERVICE = service_name
 
     def shutdown() -> None:
         # Shutting down flushes: every span and the last metrics are sent before exit.
-        tracer_provider.shutdown()
-        meter_provider.shutdown()
+        for provider in providers:
+            provider.shutdown()
 
     return shutdown
 
