@@ -80,14 +80,16 @@ async def parallel_map(
     of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
-    watch = CURRENT.get() if progress is None and on_batch is None else None
+    watch = CURRENT.get()
     if watch is None:
         return await _parallel_map(process_item, items, max_workers, batch_size,
                                    timeout_per_item, continue_on_error, executor, progress,
                                    on_batch)
-    # Watched (a run's observer): the map is a span of its own, with its counts.
+    # Watched (a run's observer): the map is a span of its own, with its counts, also when
+    # the caller brings its own callbacks.
     observer, node_id = watch
-    progress, on_batch = map_hooks()
+    if progress is None and on_batch is None:
+        progress, on_batch = map_hooks()
     observer.map_started(node_id, len(items) if isinstance(items, Sized) else None,
                          time.perf_counter())
     try:
