@@ -92,12 +92,12 @@ def render(spans: list) -> str:
     end = max(s.end_time for s in spans)
     width, left, row, top = 960, 300, 26, 40
     scale = (width - left - 20) / max(end - start, 1)
-    height = top + row * len(rows) + 50
+    height = top + row * len(rows) + 70
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="Helvetica, Arial, sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
            '<text x="12" y="24" font-size="14" font-weight="bold">One run of "orders", '
-           'as OpenTelemetry spans (exported by kflow --otel)</text>']
+           'as the OpenTelemetry spans kflow records</text>']
     for index, (depth, span) in enumerate(rows):
         y = top + index * row
         x = left + (span.start_time - start) * scale
@@ -117,8 +117,8 @@ def render(spans: list) -> str:
     out.append(f'<line x1="{left}" y1="{axis}" x2="{width - 20}" y2="{axis}" stroke="#888"/>')
     out.append(f'<text x="{left}" y="{axis + 16}" fill="#555">0 ms</text>')
     out.append(f'<text x="{width - 80}" y="{axis + 16}" fill="#555">{total_ms:.0f} ms</text>')
-    out.append(f'<text x="12" y="{axis + 16}" fill="#555">red: status ERROR; ticks: events '
-               f'(exception, kflow.fallback, kflow.map.batch)</text>')
+    out.append(f'<text x="12" y="{axis + 40}" fill="#555">red: status ERROR; ticks: events '
+               f'(exception, kflow.map.batch)</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
