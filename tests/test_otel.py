@@ -480,3 +480,33 @@ def test_credentials_in_urls_are_masked_in_spans(telemetry):
     texts = [span.status.description, *map(str, exception.attributes.values())]
     assert all("hunter2" not in text for text in texts)
     assert "postgresql://app:***@db/x" in exception.attributes["exception.message"]
+
+
+def test_a_cancelled_run_ends_its_spans(telemetry):
+    builder = AsyncWorkflowBuilder("cancelled")
+    builder.add_async_code("slow", "ready.append(1)\nawait asyncio.sleep(30)\nresult = 1")
+    builder.add_async_code("other", "ready.append(2)\nawait asyncio.sleep(30)\nresult = 2")
+    module = module_of(builder)
+
+    async def main():
+        before = otel_context.get_current()
+        ready: list[int] = []
+        task = asyncio.create_task(module.run({"ready": ready}, observer=telemetry.observer))
+        while len(ready) < 2:  # both nodes are running
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            await task
+        return before, otel_context.get_current(), cancelled.value.envelope
+
+    before, after, envelope = asyncio.run(main())
+    assert before == after and envelope["status"] == "cancelled"
+    spans = telemetry.by_name()
+    (root,) = spans["cancelled"]
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes["kflow.run.status"] == "cancelled"
+    for node in ("slow", "other"):
+        (span,) = spans[node]
+        assert span.status.status_code is StatusCode.ERROR
+        assert "the run was cancelled" in span.status.description
+        assert span.parent.span_id == root.context.span_id
