@@ -299,7 +299,7 @@ def test_a_big_map_has_a_bounded_number_of_batch_events(telemetry):
 
 def test_pattern_events(telemetry):
     builder = AsyncWorkflowBuilder("patterns")
-    AsyncPatterns.rate_limited(builder, "tick", "result = 1", requests_per_second=50,
+    AsyncPatterns.rate_limited(builder, "tick", "result = 1", requests_per_second=1,
                                burst_size=1)
     AsyncPatterns.circuit_breaker(builder, "call", """
         raise ConnectionError("down")
@@ -370,7 +370,7 @@ async def test_shared_rate_limit_and_breaker_events(telemetry, redis_url, redis_
 
     name = f"otel_{uuid.uuid4().hex[:8]}"
     builder = AsyncWorkflowBuilder(name).with_cache("cache", url=redis_url)
-    AsyncPatterns.rate_limited(builder, "tick", "result = 1", requests_per_second=20,
+    AsyncPatterns.rate_limited(builder, "tick", "result = 1", requests_per_second=1,
                                burst_size=1, shared="cache")
     AsyncPatterns.circuit_breaker(builder, "call", "raise ConnectionError('down')",
                                   failure_threshold=1, reset_timeout=300, shared="cache")
