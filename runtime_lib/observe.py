@@ -1,4 +1,4 @@
-"""Watching a run: the hook behind `--progress` and `--trace`.
+"""Watching a run: the hook behind `--progress`, `--trace` and `--otel`.
 
 `Run` tells an `Observer` when each node starts, retries, finishes or is skipped;
 a parallel map inside a node reports its progress and its batches through the
@@ -65,6 +65,7 @@ class Observer:
 
 
 def wants_batches(observer: Observer) -> bool:
+    """True if `observer` (or one it combines) overrides `map_batch`."""
     if isinstance(observer, Observers):
         return any(wants_batches(o) for o in observer.observers)
     return type(observer).map_batch is not Observer.map_batch
