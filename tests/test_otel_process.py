@@ -93,6 +93,13 @@ class Receiver:
         return [{a.key: a.value.string_value for a in r.resource.attributes}
                 for request in self.traces for r in request.resource_spans]
 
+    def points(self, name: str) -> list[tuple[dict, int]]:
+        """(attributes, value) of each data point of the counter `name`."""
+        return [({a.key: a.value.string_value for a in p.attributes}, p.as_int)
+                for request in self.metrics for r in request.resource_metrics
+                for s in r.scope_metrics for m in s.metrics if m.name == name
+                for p in m.sum.data_points]
+
     def metric_names(self) -> set[str]:
         return {m.name for request in self.metrics for r in request.resource_metrics
                 for s in r.scope_metrics for m in s.metrics}
@@ -136,6 +143,11 @@ async def test_otel_flag_exports_spans_and_metrics_over_otlp_http(map_module, ht
     assert receiver.content_types == {"application/x-protobuf"}
     assert {"kflow.node.duration", "kflow.node.outcomes", "kflow.map.items"} <= (
         receiver.metric_names())
+    outcomes = {(attrs["kflow.node.id"], attrs["kflow.node.status"]): value
+                for attrs, value in receiver.points("kflow.node.outcomes")}
+    assert outcomes == {("load", "done"): 1, ("enrich", "done"): 1}
+    assert [(attrs, value) for attrs, value in receiver.points("kflow.map.items")] == [
+        ({"kflow.workflow": "parallel_map", "kflow.node.id": "enrich"}, 6)]
 
 
 async def test_otel_service_name_from_the_environment(map_module, http_app_server):
