@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -518,9 +519,15 @@ def configure_sdk(service_name: str | None = None) -> Callable[[], None]:
     _SERVICE = service_name
 
     def shutdown() -> None:
-        # Shutting down flushes: every span and the last metrics are sent before exit.
-        for provider in providers:
-            provider.shutdown()
+        # Shutting down flushes: every span and the last metrics are sent before exit. Both
+        # at once: against an unreachable collector each waits out its exporter's retries
+        # (up to OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by default).
+        threads = [threading.Thread(target=p.shutdown, name="kflow-otel-flush")
+                   for p in providers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     return shutdown
 
