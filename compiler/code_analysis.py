@@ -52,6 +52,9 @@ class CodeAnalysis:
     # statement: black would leave it as it is, so black is not given it (a third of the
     # lines of a typical node body).
     tail: str = ""
+    # workflow.py lines where a path through the code ends without assigning `result`
+    # (the name it returns): the appended `return result` would find it unbound.
+    unset_ends: tuple[int, ...] = ()
 
 
 def code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
@@ -142,7 +145,110 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         statement_lines=tuple(_statement_user_lines(facts.statements, appends_return, block)),
         file=block.origin.file if block.origin else None,
         identifiers=frozenset(every | set(found)),
+        unset_ends=_user_lines(sorted(_unset_ends(tree.body, returns)), block)
+        if assigns_result and appends_return else (),
     )
+
+
+def _user_lines(lines: Iterable[int], block: CodeBlock) -> tuple[int, ...]:
+    origin = block.origin
+    if origin is None:
+        return ()
+    if not block.exact:
+        return (origin.line,)
+    return tuple(origin.line + line - 1 for line in lines)
+
+
+def _binds(target: ast.AST, name: str) -> bool:
+    if isinstance(target, ast.Name):
+        return target.id == name
+    if isinstance(target, ast.Tuple | ast.List):
+        return any(_binds(t, name) for t in target.elts)
+    if isinstance(target, ast.Starred):
+        return _binds(target.value, name)
+    return False
+
+
+def _assigns(stmt: ast.stmt, name: str) -> bool:
+    """Whether running `stmt` to its end binds `name` (on every path, for simple ones)."""
+    if isinstance(stmt, ast.Assign):
+        return any(_binds(t, name) for t in stmt.targets)
+    if isinstance(stmt, ast.AnnAssign | ast.AugAssign):
+        return stmt.value is not None and _binds(stmt.target, name)
+    if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return stmt.name == name
+    if isinstance(stmt, ast.Import | ast.ImportFrom):
+        return any((a.asname or a.name.split(".")[0]) == name for a in stmt.names)
+    if isinstance(stmt, ast.Expr):  # `(result := ...)` at top of an expression statement
+        return any(isinstance(n, ast.NamedExpr) and n.target.id == name
+                   for n in ast.walk(stmt.value) if not isinstance(n, ast.Lambda))
+    return False
+
+
+_ENDS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def _unset_ends(body: list[ast.stmt], name: str, breaks: set[int] | None = None) -> set[int]:
+    """The lines (in the dedented code) at which a path leaves `body` normally without
+    having bound `name` since entering it; empty when every path binds it or stops
+    (`return`, `raise`). Conservative where it cannot tell: a loop may run no times.
+    `breaks` collects the lines of `break`s of the enclosing `while True` so reached."""
+    ends: set[int] = {0}  # 0: entering the block, nothing bound yet
+    for stmt in body:
+        if not ends:
+            break
+        ends = _stmt_ends(stmt, name, breaks)
+    return ends - {0}
+
+
+def _stmt_ends(stmt: ast.stmt, name: str, breaks: set[int] | None) -> set[int]:
+    if isinstance(stmt, ast.Break) and breaks is not None:
+        breaks.add(stmt.lineno)
+    if _assigns(stmt, name) or isinstance(stmt, _ENDS):
+        return set()
+    if isinstance(stmt, ast.If):
+        orelse = _block_ends(stmt.orelse, name, stmt.lineno, breaks)
+        return _block_ends(stmt.body, name, stmt.lineno, breaks) | orelse
+    if isinstance(stmt, ast.With | ast.AsyncWith):
+        if any(i.optional_vars is not None and _binds(i.optional_vars, name)
+               for i in stmt.items):
+            return set()
+        return _block_ends(stmt.body, name, stmt.lineno, breaks)
+    if isinstance(stmt, ast.For | ast.AsyncFor | ast.While):
+        if isinstance(stmt, ast.While) and _always_true(stmt.test):
+            # `while True:` ends by a `break` (or return, raise): where one is reached
+            # without the name bound. (A later pass of the body starts as the first did.)
+            found: set[int] = set()
+            _unset_ends(stmt.body, name, found)
+            return found
+        # The body may run no times, or end by `break`: where the loop ends is its line.
+        return {stmt.lineno, *(_unset_ends(stmt.orelse, name) if stmt.orelse else ())}
+    if isinstance(stmt, ast.Try | ast.TryStar):
+        ends = _block_ends([*stmt.body, *stmt.orelse], name, stmt.lineno, breaks)
+        for handler in stmt.handlers:
+            ends |= _block_ends(handler.body, name, handler.lineno, breaks)
+        if stmt.finalbody:  # every path runs it: it ends them, and may bind the name
+            return _unset_ends(stmt.finalbody, name, breaks) if ends else set()
+        return ends
+    if isinstance(stmt, ast.Match):
+        ends = set()
+        for case in stmt.cases:
+            ends |= _block_ends(case.body, name, case.pattern.lineno, breaks)
+        if not any(isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None
+                   and c.guard is None for c in stmt.cases):
+            ends.add(stmt.lineno)
+        return ends
+    return {stmt.lineno}
+
+
+def _block_ends(body: list[ast.stmt], name: str, line: int, breaks: set[int] | None
+                ) -> set[int]:
+    """`_unset_ends` of a nested block; an empty one (`else` left out) ends at `line`."""
+    return _unset_ends(body, name, breaks) if body else {line}
+
+
+def _always_true(test: ast.expr) -> bool:
+    return isinstance(test, ast.Constant) and bool(test.value)
 
 
 def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int, runtime: str,

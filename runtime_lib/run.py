@@ -501,6 +501,8 @@ class Run:
                 where = self.resources.where(exc.resource)
                 if where:
                     text += f" ({where}: no answer)"
+        elif (unset := self._unset_result(node_id, fn, exc)) is not None:
+            return mask(unset)
         elif isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
             text = f"TimeoutError: node {node_id!r} timed out after {timeout:g}s"
         else:
@@ -515,6 +517,31 @@ class Run:
             if where:
                 text = f"{where}: {text}"
         return mask(text)
+
+    def _unset_result(self, node_id: str, fn: Callable[..., Any], exc: BaseException
+                      ) -> str | None:
+        """The node's code ended on a path that never set `result`: the appended
+        `return result` of the node's own function found it unbound. Say so, at the line
+        where that path ended (kflowc knew the possible ends), not as UnboundLocalError."""
+        if not (isinstance(exc, UnboundLocalError) and "'result'" in str(exc)):
+            return None
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        code = getattr(fn, "__code__", None)
+        if tb is None or tb.tb_frame.f_code is not code:
+            return None
+        if tb.tb_lineno != max(line for *_, line in code.co_lines() if line is not None):
+            return None  # read before it was set, not at the appended `return result`
+        ends = self.source_map.unset_ends(fn.__name__) if self.source_map else ()
+        text = f"ResultNotSet: node {node_id!r} ended without setting `result`"
+        if not ends:
+            return text
+        file = self.source_map.file if self.source_map else "workflow.py"
+        if len(ends) > 1:
+            lines = ", ".join(map(str, ends))
+            return f"{file}:{ends[0]}: {text} (its code can end without it at lines {lines})"
+        return f"{file}:{ends[0]}: {text} (its code ended here without assigning it)"
 
     # -- the result --------------------------------------------------------------
 

@@ -210,3 +210,30 @@ def test_errors_in_several_nodes_are_all_reported(kflowc, write_workflow):
     code, found = diagnostics(kflowc, write_workflow, body)
     assert code == 2
     assert [(d["code"], d["line"]) for d in found] == [("KF001", 3), ("KF001", 4), ("KF101", 5)]
+
+
+def test_code_that_can_end_without_result(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("fetch", """\n'
+        'try:\n'
+        '    result = await api()\n'
+        'except Exception:\n'
+        '    pass\n'
+        '""")\n'
+        'builder.add_async_code("loop", """\n'
+        'while True:\n'
+        '    result = 1\n'
+        '    if result:\n'
+        '        break\n'
+        'if result:\n'
+        '    result = 2\n'
+        '""")\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF110")
+    assert (d["severity"], d["line"]) == ("warning", 7)
+    assert d["message"] == (
+        "node 'fetch' can end here without setting `result`; the node then fails"
+    )
+    assert "assign `result` on every path" in d["hint"]
+    assert code == 0

@@ -245,3 +245,50 @@ async def test_cancellation_propagates_and_stops_running_nodes():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_code_ending_without_result_names_the_node_and_the_line():
+    # The guide's "bad" error handling: `except: pass` leaves `result` unset (issue 14.4).
+    builder = AsyncWorkflowBuilder("unset")
+    builder.add_async_code("fetch", """
+        try:
+            result = await boom()
+        except Exception:
+            pass
+    """)
+    builder.add_async_code("reads_early", """
+        result.append(1)
+        result = []
+    """)
+
+    async def boom():
+        raise ValueError("down")
+
+    line = test_code_ending_without_result_names_the_node_and_the_line.__code__.co_firstlineno + 7
+    envelope = await run(builder, {"boom": boom})
+    assert envelope["errors"]["fetch"] == (
+        f"test_runtime.py:{line}: ResultNotSet: node 'fetch' ended without setting `result` "
+        "(its code ended here without assigning it)"
+    )
+    # Reading `result` before it is set stays Python's own error, at its line.
+    assert envelope["errors"]["reads_early"].startswith(
+        f"test_runtime.py:{line + 3}: UnboundLocalError: cannot access local variable 'result'"
+    )
+
+
+async def test_code_with_several_ends_without_result_lists_them():
+    builder = AsyncWorkflowBuilder("unset")
+    builder.add_async_code("pick", """
+        if kind == "a":
+            result = 1
+        elif kind == "b":
+            pass
+    """)
+    # Ends: the `elif` (no `else`) and the `pass`.
+    first = test_code_with_several_ends_without_result_lists_them.__code__.co_firstlineno + 5
+    envelope = await run(builder, {"kind": "c"})
+    assert envelope["errors"]["pick"] == (
+        f"test_runtime.py:{first}: ResultNotSet: node 'pick' ended without setting `result` "
+        f"(its code can end without it at lines {first}, {first + 1})"
+    )
+    assert (await run(builder, {"kind": "a"}))["results"] == {"pick": 1}
