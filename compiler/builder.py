@@ -110,8 +110,17 @@ class AsyncWorkflowBuilder:
             return Node(node_id, kind, code, options or NodeOptions(), params,
                         location=site.location, codes=codes)
 
-    def add_node(self, node: Node) -> str:
-        """Add a fully formed IR node (patterns use this); returns its id."""
+    def add_node(self, node: Node | str, node_id: Any = None, config: Any = None,
+                 **options: Any) -> str:
+        """Add a fully formed IR node (patterns use this); returns its id.
+
+        Kailash's spelling, `add_node("AsyncPythonCodeNode" | "PythonCodeNode", node_id,
+        {"code": ...})`, adds a code node (a PythonCodeNode's sync code runs in a thread).
+        """
+        if not isinstance(node, Node):
+            from kflow.kinds.python_code import add_kailash_node
+
+            return add_kailash_node(self, node, node_id, config, **options)
         if node.id in self._nodes:
             first = self._nodes[node.id].location
             raise error(

@@ -94,7 +94,7 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
                 f"add_connection(..., {node_id!r}, {name!r}), or fix the name",
                 severity="warning",
             ))
-        for code in codes:
+        for code in () if node.kind.runs_off_loop else codes:
             for call, where in code.blocking_calls:
                 found.append(Diagnostic(
                     "KF108", f"node {node_id!r}: {call} blocks the event loop in async code",

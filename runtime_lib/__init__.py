@@ -42,6 +42,7 @@ _LAZY = {
     "Secret": "kflow_runtime.resources",
     "resource_operation": "kflow_runtime.resource_ops",
     "run_each": "kflow_runtime.many",
+    "off_loop": "kflow_runtime.run",
 }
 
 __all__ = [

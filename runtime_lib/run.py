@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -528,7 +529,7 @@ class Run:
         tb = exc.__traceback__
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
-        code = getattr(fn, "__code__", None)
+        code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
         if tb is None or tb.tb_frame.f_code is not code:
             return None
         if tb.tb_lineno != max(line for *_, line in code.co_lines() if line is not None):
@@ -568,6 +569,18 @@ class Run:
         if self.partial:
             envelope["partial"] = self.partial
         return envelope
+
+
+def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """A sync node function (Kailash's PythonCodeNode) as the async function `Run.call`
+    awaits: it runs in a worker thread, so its blocking calls do not stall other nodes.
+    A timeout fails the node but cannot stop the thread, which runs to its end."""
+
+    @functools.wraps(fn)
+    async def node(**kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, **kwargs)
+
+    return node
 
 
 class _AlsoRetrying:

@@ -52,6 +52,7 @@ class Kind:
     Params: ClassVar[type[Params]] = NoParams
     label: ClassVar[str] = ""  # for `kflowc graph`; the name with spaces by default
     has_code: ClassVar[bool] = True  # whether a node of this kind carries a code string
+    runs_off_loop: ClassVar[bool] = False  # its code runs in a thread: blocking calls are fine
 
     # -- structure (checked when the IR node is built) -------------------------------
 
