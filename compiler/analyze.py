@@ -284,6 +284,7 @@ class _Analyser:
             except CompileError as exc:
                 problems.extend(exc.diagnostics)
         codes = ([code] if code is not None else []) + [c for _, c in extra]
+        problems.extend(self.unknown_requested(node, codes))
         binding = bind(
             _ordered(name for c in codes for name in c.free_names),
             [o for c in codes for o in c.optional], node, connected=connected,
@@ -318,6 +319,25 @@ class _Analyser:
             raise CompileError(problems)
         return NodeAnalysis(node, kind, code, binding, resources, handler, handler_binding,
                             tuple(extra))
+
+    def unknown_requested(self, node: Node, codes: list[CodeAnalysis]) -> list[Diagnostic]:
+        """KF006: `await get_resource("name")` of a resource the workflow never declares."""
+        from kflow.values import did_you_mean
+
+        found = []
+        for code in codes:
+            for name, where in code.get_resources.items():
+                if name not in self.resource_kinds:
+                    declared = sorted(self.resource_kinds)
+                    found.append(Diagnostic(
+                        "KF006", f"node {node.id!r}: get_resource({name!r}) asks for a "
+                        "resource the workflow does not declare", where,
+                        did_you_mean(name, declared) or (
+                            f"the declared resources are {', '.join(declared)}" if declared
+                            else f"declare it first, e.g. builder.with_database({name!r}, ...)"
+                        ),
+                    ))
+        return found
 
     def resource(self, resource: Resource) -> tuple[tuple[str, CodeAnalysis], ...]:
         """A custom resource's inlined callables: self-contained, but for stdlib modules."""

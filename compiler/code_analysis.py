@@ -55,6 +55,9 @@ class CodeAnalysis:
     # workflow.py lines where a path through the code ends without assigning `result`
     # (the name it returns): the appended `return result` would find it unbound.
     unset_ends: tuple[int, ...] = ()
+    # `await get_resource("name")`: each resource so requested, where it first is.
+    get_resources: dict[str, SourceLocation | None] = field(default_factory=dict,
+                                                            compare=False)
 
 
 def code_location(block: CodeBlock, line: int, col: int, indent: int) -> SourceLocation | None:
@@ -110,10 +113,17 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
     appends_return = assigns_result or always_return
     found: dict[str, OptionalInput] = {}
     rewrite = "globals" in free or "locals" in free  # globals().get(...): OptionalInputs
-    body = None if rewrite else plain_body(text, tree, returns if appends_return else None)
+    resources = "get_resource" in free and "get_resource" not in provided
+    requested: dict[str, tuple[int, int]] = {}
+    body = None if rewrite or resources else plain_body(
+        text, tree, returns if appends_return else None)
     if body is None:  # a rewrite is needed (or the layout is not plain): LibCST does it
-        body, found = _rewritten(text, block, node_id, what, indent, runtime,
-                                 returns if appends_return else None, rewrite)
+        body, found, requested = _rewritten(text, block, node_id, what, indent, runtime,
+                                            returns if appends_return else None, rewrite,
+                                            resources)
+    if resources:
+        free = (free - {"get_resource"}) | set(requested)
+        facts.names.update({n: at for n, at in requested.items() if n not in facts.names})
     provided = set(provided)
     first_use = facts.first_use
     names = sorted(
@@ -145,6 +155,7 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         statement_lines=tuple(_statement_user_lines(facts.statements, appends_return, block)),
         file=block.origin.file if block.origin else None,
         identifiers=frozenset(every | set(found)),
+        get_resources={n: code_location(block, *at, indent) for n, at in requested.items()},
         unset_ends=_user_lines(sorted(_unset_ends(tree.body, returns)), block)
         if assigns_result and appends_return else (),
     )
@@ -252,11 +263,13 @@ def _always_true(test: ast.expr) -> bool:
 
 
 def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int, runtime: str,
-               returns: str | None, rewrite: bool) -> tuple[str, dict[str, OptionalInput]]:
-    """The function body as the LibCST transformers make it (kflow.transforms)."""
+               returns: str | None, rewrite: bool, resources: bool = False,
+               ) -> tuple[str, dict[str, OptionalInput], dict[str, tuple[int, int]]]:
+    """The function body as the LibCST transformers make it (kflow.transforms), the
+    optional inputs found and the resources `await get_resource(...)` asks for."""
     import libcst as cst
 
-    from kflow.transforms import OptionalInputs, as_function_body, return_result
+    from kflow.transforms import GetResource, OptionalInputs, as_function_body, return_result
 
     try:
         module = cst.parse_module(text)
@@ -269,9 +282,20 @@ def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int
     optional = OptionalInputs(runtime)
     if rewrite:
         module = module.visit(optional)
+    requested: dict[str, tuple[int, int]] = {}
+    if resources:
+        getter = GetResource()
+        module = cst.MetadataWrapper(module).visit(getter)
+        if getter.problems:
+            problem, line, col = getter.problems[0]
+            raise error("KF006", f"node {node_id!r}: {problem}",
+                        code_location(block, line, col, indent),
+                        "write `await get_resource('name')` with a declared resource's "
+                        "name, or use the resource by that name directly")
+        requested = getter.found
     if returns is not None:
         module = return_result(module, returns)
-    return as_function_body(module), optional.found
+    return as_function_body(module), optional.found, requested
 
 
 _STRING_SPANS = {tokenize.STRING}

@@ -1,5 +1,6 @@
 """Coming from Kailash: `builder.add_node("AsyncPythonCodeNode" | "PythonCodeNode", id,
-{"code": ...})` builds a code node (issue 14.8); any other node type is a located error."""
+{"code": ...})` builds a code node (issue 14.8); any other node type is a located error;
+`await get_resource("name")` in node code is the declared resource (issue 14.7)."""
 
 from __future__ import annotations
 
@@ -119,3 +120,63 @@ def test_kflowc_builds_a_python_code_node_workflow(kflowc, write_workflow, tmp_p
     # time.sleep is fine in code that runs in a thread: no KF108.
     code, stdout, _ = kflowc("check", path)
     assert "KF108" not in stdout
+
+
+def make_store():
+    return {"k": 41}
+
+
+async def test_get_resource_gives_the_declared_resource():
+    # Kailash's `await get_resource("name")` (issue 14.7): resolved when compiling.
+    builder = AsyncWorkflowBuilder("kailash")
+    builder.require_resource("store", make_store)
+    builder.add_async_code("same_name", """
+store = await get_resource("store")
+result = store["k"] + 1
+""")
+    builder.add_node("AsyncPythonCodeNode", "other_name", {"code": """
+s = await get_resource('store')
+result = s["k"]
+"""})
+    envelope = await run(builder)
+    assert envelope["status"] == "success", envelope["errors"]
+    assert envelope["results"] == {"same_name": 42, "other_name": 41}
+    from kflow import compile_workflow
+
+    source = compile_workflow(builder.build()).source
+    assert "async def node_same_name(*, store):\n    store = store\n" in source
+    assert "get_resource" not in source
+
+
+def test_get_resource_of_an_undeclared_name_is_a_located_error():
+    builder = AsyncWorkflowBuilder("kailash")
+    builder.require_resource("store", make_store)
+    builder.add_async_code("a", """
+x = 1
+db = await get_resource("stor")
+result = db
+""")
+    line = test_get_resource_of_an_undeclared_name_is_a_located_error.__code__.co_firstlineno + 5
+    from kflow import compile_workflow
+
+    with pytest.raises(CompileError) as caught:
+        compile_workflow(builder.build())
+    (d,) = caught.value.diagnostics
+    assert (d.code, d.location.line, d.location.col) == ("KF006", line, 5)
+    assert d.message == ("node 'a': get_resource('stor') asks for a resource the workflow "
+                         "does not declare")
+    assert d.hint == "did you mean 'store'?"
+
+
+def test_get_resource_with_a_computed_name_is_a_located_error():
+    builder = AsyncWorkflowBuilder("kailash")
+    builder.require_resource("store", make_store)
+    builder.add_async_code("a", "name = 'store'\nresult = await get_resource(name)")
+    from kflow import compile_workflow
+
+    with pytest.raises(CompileError) as caught:
+        compile_workflow(builder.build())
+    (d,) = caught.value.diagnostics
+    assert d.code == "KF006"
+    assert d.message == ("node 'a': the resource's name must be a string literal, such as "
+                         "get_resource('db')")
