@@ -90,6 +90,8 @@ class WorkflowAnalysis:
     runtime: Ident = Ident("rt")
     # Problems that stop a build; nodes that had one are missing from `nodes`.
     errors: tuple[Diagnostic, ...] = ()
+    # (name, module): installed modules node code reads unimported, imported on first use.
+    lazy_imports: tuple[tuple[str, str], ...] = ()
 
     def raise_errors(self) -> None:
         if self.errors:
@@ -238,6 +240,7 @@ class _Analyser:
         self.format_code = format_code
         self.resource_kinds = {r.name: r.kind for r in workflow.resources}
         self.imports: set[str] = set()
+        self.lazy: set[tuple[str, str]] = set()
         self.exceptions: dict[str, str] = {}
         self.warnings: list[Diagnostic] = []
         self.errors: list[Diagnostic] = []
@@ -263,6 +266,7 @@ class _Analyser:
         return WorkflowAnalysis(
             workflow, nodes, tuple(sorted(self.imports)), self.exceptions,
             tuple(self.warnings), resource_codes, self.runtime, tuple(self.errors),
+            tuple(sorted(self.lazy)),
         )
 
     def code(self, block: CodeBlock, name: str, **options: Any) -> CodeAnalysis:
@@ -289,6 +293,8 @@ class _Analyser:
             _ordered(name for c in codes for name in c.free_names),
             [o for c in codes for o in c.optional], node, connected=connected,
             resource_kinds=self.resource_kinds, wrapper_reads=kind.reads(node),
+            module_like=_module_like(codes),
+            locations={n: w for c in reversed(codes) for n, w in c.name_locations.items()},
         )
         handler, handler_binding = None, None
         spec = node.options.error_handler
@@ -300,10 +306,13 @@ class _Analyser:
                 problems.extend(exc.diagnostics)
             else:
                 handler_binding = bind(handler.free_names, handler.optional, node,
-                                       connected=connected, resource_kinds=self.resource_kinds)
+                                       connected=connected, resource_kinds=self.resource_kinds,
+                                       module_like=handler.module_like,
+                                       locations=handler.name_locations)
         for found in (binding, handler_binding):
             if found is not None:
                 self.imports.update(found.imports)
+                self.lazy.update(found.lazy)
                 self.warnings.extend(found.notes)
         resources = _ordered((*kind.resources(node), *binding.resources,
                               *(handler_binding.resources if handler_binding else ())))
@@ -375,6 +384,17 @@ def inlined_secrets(resource: Resource, role: str, block: CodeBlock) -> list[Dia
             f"module then reads it from the environment (KFLOW_{resource.name.upper()}_...)",
             severity="warning",
         ))
+    return found
+
+
+def _module_like(codes: list[CodeAnalysis]) -> dict[str, frozenset[str]]:
+    """Names every code string of the node reads only as `name.attr`, with the attrs."""
+    found: dict[str, frozenset[str]] = {}
+    bare = {n for c in codes for n in c.free_names if n not in c.module_like}
+    for code in codes:
+        for name, attributes in code.module_like.items():
+            if name not in bare:
+                found[name] = found.get(name, frozenset()) | attributes
     return found
 
 

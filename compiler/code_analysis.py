@@ -55,6 +55,8 @@ class CodeAnalysis:
     # workflow.py lines where a path through the code ends without assigning `result`
     # (the name it returns): the appended `return result` would find it unbound.
     unset_ends: tuple[int, ...] = ()
+    # Free names read only as `name.attr` (a module, perhaps), with the attrs read.
+    module_like: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
     # `await get_resource("name")`: each resource so requested, where it first is.
     get_resources: dict[str, SourceLocation | None] = field(default_factory=dict,
                                                             compare=False)
@@ -156,6 +158,8 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         file=block.origin.file if block.origin else None,
         identifiers=frozenset(every | set(found)),
         get_resources={n: code_location(block, *at, indent) for n, at in requested.items()},
+        module_like={n: frozenset(facts.attributes[n]) for n in names
+                     if n in facts.attributes and n not in facts.bare},
         unset_ends=_user_lines(sorted(_unset_ends(tree.body, returns)), block)
         if assigns_result and appends_return else (),
     )
@@ -409,7 +413,7 @@ class _Facts:
     walks were most of the analysis of a small code string)."""
 
     __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
-                 "assignments", "changed")
+                 "assignments", "changed", "attributes", "bases", "bare")
 
     def __init__(self) -> None:
         self.names: dict[str, tuple[int, int]] = {}  # first read of each name
@@ -419,6 +423,9 @@ class _Facts:
         self.blocking: list[tuple[str, int, int]] = []  # blocking calls in async code
         self.assignments: list[ast.stmt] = []  # `<returns> = ...`
         self.changed = False  # `<returns>[k] = ...`, `<returns>.update(...)`, `del ...`
+        self.attributes: dict[str, set[str]] = {}  # `name.attr`: the attrs read of each name
+        self.bases: set[int] = set()  # ids of the Name nodes that are such `name`s
+        self.bare: set[str] = set()  # names also read other than as `name.attr`
 
     def first_use(self, name: str) -> tuple[int, int]:
         """Sort key: free names in the order they first appear in the code."""
@@ -447,7 +454,12 @@ def _scan(tree: ast.Module, returns: str) -> _Facts:
             key = (node.lineno, node.col_offset)
             if node.id not in names or key < names[node.id]:
                 names[node.id] = key
+            if id(node) not in facts.bases:
+                facts.bare.add(node.id)
             continue
+        if kind is ast.Attribute and type(node.value) is ast.Name:
+            facts.bases.add(id(node.value))
+            facts.attributes.setdefault(node.value.id, set()).add(node.attr)
         if isinstance(node, ast.stmt):
             facts.statements.append((node.lineno, node.col_offset))
             if kind is ast.Return and top:

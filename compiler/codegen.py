@@ -63,6 +63,8 @@ class ModuleContext:
     uses_resources: bool = False
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
+    # (name, module): modules node code reads unimported, imported when first used.
+    lazy_imports: list[tuple[Ident, str]] = field(default_factory=list)
 
     @property
     def single_chain(self) -> bool:
@@ -222,6 +224,7 @@ class ModuleBuilder:
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
+            lazy_imports=[(Ident(n), m) for n, m in self.analysis.lazy_imports],
         )
 
     def resource_declarations(self) -> list[tuple[str, Code]]:

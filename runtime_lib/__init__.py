@@ -43,6 +43,7 @@ _LAZY = {
     "resource_operation": "kflow_runtime.resource_ops",
     "run_each": "kflow_runtime.many",
     "off_loop": "kflow_runtime.run",
+    "lazy_import": "kflow_runtime.lazy",
 }
 
 __all__ = [
