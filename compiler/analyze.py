@@ -190,13 +190,18 @@ def _resource_jobs(resource: Resource, common: dict[str, Any]) -> list[Job]:
 
 def jobs(workflow: Workflow, runtime: str = "rt", format_code: bool = False) -> list[Job]:
     """Every code string `analyse` will analyse, with the options it will use."""
-    common = {"runtime": runtime, "format": format_code}
+    common = {"runtime": runtime, "format": format_code, "logger": logger_prefix(workflow)}
     found: list[Job] = []
     for node in workflow.nodes:
         found += _node_jobs(node, kind_named(node.kind), common)
     for resource in workflow.resources:
         found += _resource_jobs(resource, common)
     return found
+
+
+def logger_prefix(workflow: Workflow) -> str:
+    """Node code's `logging.getLogger(__name__)` is `kflow.<workflow>.<node>`."""
+    return f"kflow.{workflow.name}"
 
 
 def choose_runtime_alias(workflow: Workflow) -> Ident:
@@ -271,7 +276,7 @@ class _Analyser:
 
     def code(self, block: CodeBlock, name: str, **options: Any) -> CodeAnalysis:
         return self.cache.code(block, name, runtime=self.runtime, format=self.format_code,
-                               **options)
+                               logger=logger_prefix(self.workflow), **options)
 
     def node(self, node: Node, connected: tuple[str, ...]) -> NodeAnalysis:
         kind = kind_named(node.kind)

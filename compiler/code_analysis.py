@@ -85,14 +85,16 @@ def _indent_width(text: str) -> int:
 def analyse_code(
     block: CodeBlock, node_id: str, *, what: str = "code", provided: Iterable[str] = (),
     returns: str = "result", always_return: bool = False, runtime: str = "rt",
-    format: bool = False,
+    format: bool = False, logger: str = "",
 ) -> CodeAnalysis:
     """Analyse `block`, the `what` of node (or resource) `node_id`. `provided` are names
     the pattern binds for it; `runtime` is the module's alias of kflow_runtime; `format`
-    has black format the function body here (a build does; `kflowc check` need not)."""
+    has black format the function body here (a build does; `kflowc check` need not);
+    `logger` prefixes the node's logger name (`logging.getLogger(__name__)` becomes
+    `<logger>.<node_id>`)."""
     try:
         return _analyse(block, node_id, what, provided, returns, always_return, runtime,
-                        format)
+                        format, f"{logger}.{node_id}" if logger else "")
     except (RecursionError, MemoryError):
         origin = block.origin
         raise error(
@@ -102,7 +104,7 @@ def analyse_code(
 
 
 def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str], returns: str,
-             always_return: bool, runtime: str, format: bool) -> CodeAnalysis:
+             always_return: bool, runtime: str, format: bool, logger: str) -> CodeAnalysis:
     text = textwrap.dedent(block.text)
     indent = _indent_width(block.text)
     table = _check_syntax(text, block, node_id, what, indent)
@@ -116,13 +118,14 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
     found: dict[str, OptionalInput] = {}
     rewrite = "globals" in free or "locals" in free  # globals().get(...): OptionalInputs
     resources = "get_resource" in free and "get_resource" not in provided
+    logger = logger if "__name__" in free and "__name__" not in provided else ""
     requested: dict[str, tuple[int, int]] = {}
-    body = None if rewrite or resources else plain_body(
+    body = None if rewrite or resources or logger else plain_body(
         text, tree, returns if appends_return else None)
     if body is None:  # a rewrite is needed (or the layout is not plain): LibCST does it
         body, found, requested = _rewritten(text, block, node_id, what, indent, runtime,
                                             returns if appends_return else None, rewrite,
-                                            resources)
+                                            resources, logger)
     if resources:
         free = (free - {"get_resource"}) | set(requested)
         facts.names.update({n: at for n, at in requested.items() if n not in facts.names})
@@ -267,13 +270,19 @@ def _always_true(test: ast.expr) -> bool:
 
 
 def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int, runtime: str,
-               returns: str | None, rewrite: bool, resources: bool = False,
+               returns: str | None, rewrite: bool, resources: bool = False, logger: str = "",
                ) -> tuple[str, dict[str, OptionalInput], dict[str, tuple[int, int]]]:
     """The function body as the LibCST transformers make it (kflow.transforms), the
     optional inputs found and the resources `await get_resource(...)` asks for."""
     import libcst as cst
 
-    from kflow.transforms import GetResource, OptionalInputs, as_function_body, return_result
+    from kflow.transforms import (
+        GetResource,
+        LoggerNames,
+        OptionalInputs,
+        as_function_body,
+        return_result,
+    )
 
     try:
         module = cst.parse_module(text)
@@ -286,6 +295,8 @@ def _rewritten(text: str, block: CodeBlock, node_id: str, what: str, indent: int
     optional = OptionalInputs(runtime)
     if rewrite:
         module = module.visit(optional)
+    if logger:
+        module = module.visit(LoggerNames(logger))
     requested: dict[str, tuple[int, int]] = {}
     if resources:
         getter = GetResource()

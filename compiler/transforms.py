@@ -94,6 +94,41 @@ class OptionalInputs(cst.CSTTransformer):
         )
 
 
+class LoggerNames(cst.CSTTransformer):
+    """`logging.getLogger(__name__)` -> `logging.getLogger("kflow.<workflow>.<node>")`.
+
+    In the guide's node code `__name__` means "this code": compiled, it would be the
+    generated module's name (`kflow_generated_<hash>`, or `__main__`), so the logger gets
+    the node's own readable name instead.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.changed = 0
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        called = func.attr.value if isinstance(func, cst.Attribute) else (
+            func.value if isinstance(func, cst.Name) else None)
+        if called != "getLogger" or len(updated.args) != 1:
+            return updated
+        arg = updated.args[0]
+        if arg.keyword is not None or arg.star or not (
+                isinstance(arg.value, cst.Name) and arg.value.value == "__name__"):
+            return updated
+        self.changed += 1
+        value = cst.SimpleString(_quoted(self.name))
+        return updated.with_changes(args=[arg.with_changes(value=value)])
+
+
+def _quoted(text: str) -> str:
+    """`text` as a double-quoted Python string literal (black's choice of quotes)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
 class GetResource(cst.CSTTransformer):
     """`await get_resource("name")` -> `name`, the declared resource's parameter.
 

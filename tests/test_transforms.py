@@ -7,7 +7,13 @@ import textwrap
 import libcst as cst
 import pytest
 
-from kflow.transforms import GetResource, OptionalInputs, as_function_body, return_result
+from kflow.transforms import (
+    GetResource,
+    LoggerNames,
+    OptionalInputs,
+    as_function_body,
+    return_result,
+)
 
 
 def transform(code: str, transformer: cst.CSTTransformer) -> str:
@@ -116,3 +122,27 @@ def test_awaited_get_resource_becomes_the_resource_name() -> None:
     )
     assert t.found == {"main_db": (2, 5), "cache": (3, 14)}
     assert [p[1:] for p in t.problems] == [(4, 8)]
+
+
+def test_get_logger_of_dunder_name_gets_the_nodes_name() -> None:
+    t = LoggerNames("kflow.etl.load")
+    out = transform(
+        """
+        logger = logging.getLogger(__name__)
+        other = getLogger(__name__)
+        root = logging.getLogger()
+        named = logging.getLogger("mine")
+        where = __name__
+        """,
+        t,
+    )
+    assert out == textwrap.dedent(
+        """
+        logger = logging.getLogger("kflow.etl.load")
+        other = getLogger("kflow.etl.load")
+        root = logging.getLogger()
+        named = logging.getLogger("mine")
+        where = __name__
+        """
+    )
+    assert t.changed == 2
