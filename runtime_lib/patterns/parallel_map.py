@@ -130,6 +130,7 @@ async def parallel_map(
         "successful": len(results),
         "failed": len(errors),
         "duration": duration,
+        "total_duration": duration,  # Kailash's name for it, for code moving from there
         "items_per_second": done / duration if duration > 0 else 0.0,
         "max_workers": max_workers,
         "batches": chunks,
