@@ -284,6 +284,17 @@ class ResourceSpec(abc.ABC):
     def describe(self, settings: Mapping[str, Any]) -> str:
         return self.kind
 
+    def env_names(self) -> list[str]:
+        """Every ``KFLOW_<NAME>_<SETTING>[_<KEY>]`` variable that overrides something."""
+        names = []
+        for setting in [*self.settings, *(s for s in self.setting_types
+                                          if s not in self.settings)]:
+            names.append(env_name(self.name, setting))
+            value = self.settings.get(setting)
+            if isinstance(value, dict):
+                names += [env_name(self.name, setting, k) for k in value if isinstance(k, str)]
+        return names
+
     @abc.abstractmethod
     async def open(self, settings: dict[str, Any]) -> Any:
         """Create the object node code uses (a pool, a session, a client)."""
@@ -752,6 +763,42 @@ def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
     return mask(f"{type(exc).__name__}: {exc}")
 
 
+# Variables already warned about, so a process running many runs says it once; and
+# kflow's own variables, which no resource's settings could mean.
+_WARNED: set[str] = set()
+_OWN = frozenset({"KFLOW_LOG_LEVEL", "KFLOW_DASK_SCHEDULER"})
+
+
+def warn_unknown_overrides(specs: Mapping[str, ResourceSpec], environ: Mapping[str, str]
+                           ) -> list[str]:
+    """Warn (once per variable) about a ``KFLOW_<RESOURCE>_<...>`` variable of a declared
+    resource that overrides none of its settings: a misspelt override is otherwise
+    silently ignored. Returns the warnings made now."""
+    prefixes = sorted(((env_name(name, "") + "_", spec) for name, spec in specs.items()),
+                      key=lambda p: -len(p[0]))
+    made = []
+    for var in environ:
+        if not var.startswith("KFLOW_") or var in _WARNED or var in _OWN:
+            continue
+        for prefix, spec in prefixes:  # the longest name first: `main_db` before `main`
+            if var.startswith(prefix):
+                known = spec.env_names()
+                if var not in known:
+                    _WARNED.add(var)
+                    import difflib
+
+                    close = difflib.get_close_matches(var, known, n=1, cutoff=0.6)
+                    hint = (f"did you mean {close[0]}?" if close else
+                            f"its variables are {', '.join(sorted(known))}" if known else
+                            "it has no settings to override")
+                    text = (f"environment variable {var} is set, but resource {spec.name!r} "
+                            f"has no setting it overrides: {hint}")
+                    logger.warning("%s", text)
+                    made.append(text)
+                break
+    return made
+
+
 class Resources:
     """The resources of one run (or of a long-lived process that owns and closes it).
 
@@ -771,6 +818,8 @@ class Resources:
         self._injected = dict(injected or {})
         self._registry = registry
         self._environ = environ
+        if self._specs:
+            warn_unknown_overrides(self._specs, os.environ if environ is None else environ)
         self._objects: dict[str, Any] = {}
         # What this object opened, in order, with how to close it: closed in reverse.
         self._opened: list[tuple[str, Any, Callable[[Any], Any] | None]] = []

@@ -253,7 +253,8 @@ class Run:
                     missing.setdefault(node_id, []).append(name)
         for node_id, names in missing.items():
             listed = ", ".join(repr(n) for n in names)
-            self.errors[node_id] = f"InputError: missing required input {listed}"
+            self.errors[node_id] = (f"InputError: missing required input {listed}"
+                                    f"{_misspelt(names, self.inputs, needs, self.nodes)}")
             self._bad.add(node_id)
             if self.observer is not None:
                 self.observer.node_finished(node_id, "failed", time.perf_counter(),
@@ -569,6 +570,23 @@ class Run:
         if self.partial:
             envelope["partial"] = self.partial
         return envelope
+
+
+def _misspelt(missing: list[str], inputs: Mapping[str, Any],
+              needs: Mapping[str, tuple[str, ...]], nodes: tuple[str, ...]) -> str:
+    """` (the inputs have 'page_nmu': did you mean 'page_num'?)` for a given key that is no
+    required input and is close to the name of a missing one."""
+    import difflib
+
+    unknown = [k for k in inputs if isinstance(k, str) and k not in needs and k not in nodes]
+    if not unknown:
+        return ""
+    found = []
+    for name in missing:
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+        if close:
+            found.append(f"the inputs have {close[0]!r}: did you mean {name!r}?")
+    return f" ({'; '.join(found)})" if found else ""
 
 
 def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

@@ -292,3 +292,16 @@ async def test_code_with_several_ends_without_result_lists_them():
         f"(its code can end without it at lines {first}, {first + 1})"
     )
     assert (await run(builder, {"kind": "a"}))["results"] == {"pick": 1}
+
+
+async def test_a_misspelt_input_names_the_key_and_the_closest_required_input():
+    # Issue 14.12: {"page_nmu": 1} when page_num is required.
+    builder = AsyncWorkflowBuilder("pages")
+    builder.add_async_code("page", "result = page_num * per_page")
+    envelope = await run(builder, {"page_nmu": 1, "per_page": 20, "unrelated": True})
+    assert envelope["errors"]["page"] == (
+        "InputError: missing required input 'page_num' (the inputs have 'page_nmu': did you "
+        "mean 'page_num'?)"
+    )
+    envelope = await run(builder, {"per_page": 20, "unrelated": True})
+    assert envelope["errors"]["page"] == "InputError: missing required input 'page_num'"
