@@ -57,6 +57,8 @@ class CodeAnalysis:
     unset_ends: tuple[int, ...] = ()
     # Free names read only as `name.attr` (a module, perhaps), with the attrs read.
     module_like: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    # Free names the code awaits a call of (`await fetch_user(...)`).
+    awaited: frozenset[str] = frozenset()
     # `await get_resource("name")`: each resource so requested, where it first is.
     get_resources: dict[str, SourceLocation | None] = field(default_factory=dict,
                                                             compare=False)
@@ -161,6 +163,7 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         file=block.origin.file if block.origin else None,
         identifiers=frozenset(every | set(found)),
         get_resources={n: code_location(block, *at, indent) for n, at in requested.items()},
+        awaited=frozenset(n for n in names if n in facts.awaited),
         module_like={n: frozenset(facts.attributes[n]) for n in names
                      if n in facts.attributes and n not in facts.bare},
         unset_ends=_user_lines(sorted(_unset_ends(tree.body, returns)), block)
@@ -424,7 +427,7 @@ class _Facts:
     walks were most of the analysis of a small code string)."""
 
     __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
-                 "assignments", "changed", "attributes", "bases", "bare")
+                 "assignments", "changed", "attributes", "bases", "bare", "awaited")
 
     def __init__(self) -> None:
         self.names: dict[str, tuple[int, int]] = {}  # first read of each name
@@ -437,6 +440,7 @@ class _Facts:
         self.attributes: dict[str, set[str]] = {}  # `name.attr`: the attrs read of each name
         self.bases: set[int] = set()  # ids of the Name nodes that are such `name`s
         self.bare: set[str] = set()  # names also read other than as `name.attr`
+        self.awaited: set[str] = set()  # `await name(...)`
 
     def first_use(self, name: str) -> tuple[int, int]:
         """Sort key: free names in the order they first appear in the code."""
@@ -468,7 +472,10 @@ def _scan(tree: ast.Module, returns: str) -> _Facts:
             if id(node) not in facts.bases:
                 facts.bare.add(node.id)
             continue
-        if kind is ast.Attribute and type(node.value) is ast.Name:
+        if kind is ast.Await and type(node.value) is ast.Call and type(
+                node.value.func) is ast.Name:
+            facts.awaited.add(node.value.func.id)
+        elif kind is ast.Attribute and type(node.value) is ast.Name:
             facts.bases.add(id(node.value))
             facts.attributes.setdefault(node.value.id, set()).add(node.attr)
         if isinstance(node, ast.stmt):
