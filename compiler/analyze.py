@@ -19,7 +19,7 @@ from typing import Any
 
 from kflow import graph
 from kflow.binding import AUTO_IMPORTS, BUILTINS, Binding, OptionalInput, bind
-from kflow.code_analysis import CodeAnalysis, analyse_code, body_lines
+from kflow.code_analysis import CodeAnalysis, analyse_code, body_lines, expression_lines
 from kflow.errors import CompileError, Diagnostic, error
 from kflow.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
 from kflow.kinds import Kind, kind_named
@@ -163,7 +163,8 @@ def run_jobs(batch: list[Job]) -> list[CodeAnalysis | tuple[Diagnostic, ...]]:
         else:
             body += code.tail
             done[i] = replace(code, function_body=body, formatted=True,
-                              body_statement_lines=body_lines(body))
+                              body_statement_lines=body_lines(body),
+                              expression_lines=expression_lines(batch[i][0], body))
     return done
 
 

@@ -57,6 +57,10 @@ class CodeAnalysis:
     unset_ends: tuple[int, ...] = ()
     # Free names read only as `name.attr` (a module, perhaps), with the attrs read.
     module_like: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    # Inside multi-line statements: (statement index, lines past the statement's first line
+    # in `function_body`, workflow.py line) of each expression starting on a later line,
+    # so that an error is placed at the failing expression's line (Python 3.11 positions).
+    expression_lines: tuple[tuple[int, int, int], ...] = ()
     # Free names the code awaits a call of (`await fetch_user(...)`).
     awaited: frozenset[str] = frozenset()
     # `await get_resource("name")`: each resource so requested, where it first is.
@@ -144,6 +148,7 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
             body, formatted = formatted_body + tail, True
     return CodeAnalysis(
         function_body=body,
+        expression_lines=_expression_lines(tree, body, block) if formatted else (),
         formatted=formatted,
         tail=tail,
         body_statement_lines=body_lines(body) if formatted else (),
@@ -169,6 +174,59 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
         unset_ends=_user_lines(sorted(_unset_ends(tree.body, returns)), block)
         if assigns_result and appends_return else (),
     )
+
+
+def expression_lines(block: CodeBlock, body: str) -> tuple[tuple[int, int, int], ...]:
+    """CodeAnalysis.expression_lines of `block` made into the (formatted) `body`."""
+    return _expression_lines(ast.parse(textwrap.dedent(block.text)), body, block)
+
+
+def _expression_lines(tree: ast.Module, body: str, block: CodeBlock
+                      ) -> tuple[tuple[int, int, int], ...]:
+    """CodeAnalysis.expression_lines: the user's tree and the function body's, walked side
+    by side (black keeps the AST; where a transform changed a node, its subtree is left
+    out and keeps its statement's line)."""
+    origin = block.origin
+    if origin is None or not block.exact or not any(
+            (n.end_lineno or n.lineno) > n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.stmt) and not isinstance(n, _COMPOUND)):
+        return ()  # no simple statement spans lines: nothing finer than statements
+    try:
+        function = ast.parse("async def _():\n" + body).body[0]
+    except SyntaxError:
+        return ()
+    user_statements = _ordered_statements(tree)
+    index = {id(n): i for i, n in enumerate(user_statements)}
+    gen_start: dict[int, int] = {}
+    found: dict[tuple[int, int], int] = {}
+    stack: list[tuple[ast.AST, ast.AST, int]] = [
+        (u, g, -1) for u, g in zip(tree.body, function.body, strict=False)]
+    while stack:
+        u, g, current = stack.pop()
+        if type(u) is not type(g):
+            continue
+        if isinstance(u, ast.stmt):
+            current = index[id(u)]
+            gen_start[current] = g.lineno - 1  # the body's lines, `async def` line dropped
+        elif isinstance(u, ast.expr | ast.keyword) and current >= 0:
+            delta = g.lineno - 1 - gen_start[current]
+            if delta > 0:
+                found.setdefault((current, delta), origin.line + u.lineno - 1)
+        u_children, g_children = list(ast.iter_child_nodes(u)), list(ast.iter_child_nodes(g))
+        if len(u_children) == len(g_children):
+            stack.extend((a, b, current) for a, b in zip(reversed(u_children),
+                                                         reversed(g_children), strict=True))
+    return tuple(sorted((i, d, line) for (i, d), line in found.items()))
+
+
+_COMPOUND = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+             ast.TryStar, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Match)
+
+
+def _ordered_statements(tree: ast.AST) -> list[ast.stmt]:
+    """Every statement under `tree` in the order `statement_lines` gives their lines."""
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and n is not tree]
+    return sorted(found, key=lambda n: (n.lineno, n.col_offset))
 
 
 def _user_lines(lines: Iterable[int], block: CodeBlock) -> tuple[int, ...]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from kflow_runtime.observe import CURRENT, Observer
 from kflow_runtime.redact import mask
-from kflow_runtime.sourcemap import SourceMap
+from kflow_runtime.sourcemap import SourceMap, register
 
 logger = logging.getLogger("kflow")
 
@@ -189,6 +189,8 @@ class Run:
         self.inputs: Mapping[str, Any] = dict(inputs or {})
         self.source_map = source_map
         self.module_file = module_file
+        if source_map is not None and module_file is not None:
+            register(module_file, source_map)
         self.resources = resources
         self.close_resources = close_resources
         self.run_id = uuid.uuid4().hex

@@ -55,3 +55,30 @@ class SourceMap:
             if token.startswith("end:"):
                 return tuple(int(line) for line in token[4:].split(","))
         return ()
+
+
+# The source map of each generated module that has run here, by its file: errors caught
+# away from the run (a parallel_map item, a parallel_fetch operation) are placed by it.
+_MODULES: dict[str, SourceMap] = {}
+
+
+def register(module_file: str, source_map: SourceMap) -> None:
+    _MODULES[module_file] = source_map
+
+
+def where_raised(tb: TracebackType | None) -> str | None:
+    """`workflow.py:LINE` of the deepest frame of `tb` in user code of a generated module
+    that has run in this process; None when there is none (an item run in another process)."""
+    if not _MODULES:
+        return None
+    deepest = None
+    while tb is not None:
+        file = tb.tb_frame.f_code.co_filename
+        if file in _MODULES:
+            deepest = (file, tb)
+        tb = tb.tb_next
+    if deepest is None:
+        return None
+    file, frame = deepest
+    line = _MODULES[file].user_line(file, frame)
+    return f"{_MODULES[file].file}:{line}" if line else None

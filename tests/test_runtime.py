@@ -305,3 +305,59 @@ async def test_a_misspelt_input_names_the_key_and_the_closest_required_input():
     )
     envelope = await run(builder, {"per_page": 20, "unrelated": True})
     assert envelope["errors"]["page"] == "InputError: missing required input 'page_num'"
+
+
+async def test_a_multi_line_statement_fails_at_the_failing_expressions_line():
+    # Issue 14.5: Python 3.11 positions, not the statement's first line.
+    builder = AsyncWorkflowBuilder("lines")
+    builder.add_async_code("calc", """
+        total = {
+            "a": 1,
+            "b": 1 / zero,
+        }
+        result = send(
+            total,
+            missing["key"],
+        )
+    """)
+    first = test_a_multi_line_statement_fails_at_the_failing_expressions_line.__code__.co_firstlineno
+    envelope = await run(builder, {"zero": 0, "send": print, "missing": {}})
+    assert envelope["errors"]["calc"] == (
+        f"test_runtime.py:{first + 6}: ZeroDivisionError: division by zero"
+    )
+    envelope = await run(builder, {"zero": 1, "send": lambda *a: a, "missing": {}})
+    assert envelope["errors"]["calc"] == f"test_runtime.py:{first + 10}: KeyError: 'key'"
+
+
+async def test_map_item_errors_and_fetch_failures_carry_the_users_line():
+    from kflow import AsyncPatterns
+
+    builder = AsyncWorkflowBuilder("lines")
+    builder.add_parallel_map("m", """
+        async def process_item(item):
+            if item == 2:
+                raise ValueError("bad")
+            return item
+    """, continue_on_error=True)
+    builder.add_parallel_map("s", """
+        def process_item(item):
+            return 10 // item
+    """, continue_on_error=True)
+    AsyncPatterns.parallel_fetch(builder, "f", {
+        "one": "result = 1",
+        "two": """
+            x = 1
+            result = x / 0
+        """,
+    })
+    first = test_map_item_errors_and_fetch_failures_carry_the_users_line.__code__.co_firstlineno
+    envelope = await run(builder, {"items": [1, 2, 0]})
+    results = envelope["results"]
+    assert results["m"]["errors"] == [{"index": 1, "item": 2, "error": "bad",
+                                       "error_type": "ValueError",
+                                       "where": f"test_runtime.py:{first + 7}"}]
+    # A sync process_item runs in threads: its line is found all the same.
+    assert results["s"]["errors"][0]["where"] == f"test_runtime.py:{first + 12}"
+    assert results["f"]["failed"] == {
+        "two": f"test_runtime.py:{first + 18}: ZeroDivisionError: division by zero"
+    }

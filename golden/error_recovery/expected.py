@@ -113,7 +113,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "26-34 28:27 29:28 34:32",
+        "node_critical_operation": "26-34 28:27 29:28 30:29 31:30 32:31 34:32",
         "node_refund": "38-41 39:43 40:44 41:44",
     },
 )
