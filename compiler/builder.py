@@ -47,6 +47,8 @@ class RuntimeExtras:
 
     secrets: dict[str, str] = field(default_factory=dict)
     registry: Any = None
+    # Diagnostics about how the workflow file was run (kflow.envprov's KF112).
+    notes: list[Any] = field(default_factory=list)
 
 
 # Keyed by the identity of a built Workflow (equal workflows may carry different
@@ -223,11 +225,14 @@ class AsyncWorkflowBuilder:
 
     def _resource(self, name: str, kind: str, settings: dict[str, Any], site: CallSite,
                   codes: tuple[tuple[str, CodeBlock], ...] = ()) -> Resource:
+        from kflow.envprov import env_refs
+
         try:
             public, secret_values = split_secrets(name, settings)
         except ValueError as exc:
             raise error("KF019", f"resource {name!r}: {exc}", site.location,
                         "give the two credentials different names") from None
+        public = env_refs(public)  # os.getenv values stay read from the environment
         with located(site.location, "KF019"):
             resource = Resource(name, kind, public, site.location, codes)
         self._extras.secrets.update(secret_values)

@@ -62,7 +62,10 @@ def check(workflow: Workflow, *, strict: bool = False) -> CheckReport:
         analysis = analyse(workflow)
     except CompileError as exc:
         return CheckReport(list(exc.diagnostics))
-    diagnostics = [*analysis.errors, *analysis.warnings, *lint(analysis)]
+    from kflow.builder import runtime_extras
+
+    diagnostics = [*analysis.errors, *analysis.warnings, *lint(analysis),
+                   *runtime_extras(workflow).notes]
     if strict:
         diagnostics = [_promote(d) if d.code in STRICT_ERRORS else d for d in diagnostics]
     diagnostics.sort(key=_position)

@@ -20,7 +20,7 @@ from kflow._version import RUNTIME_INTERFACE, __version__
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
 from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
-from kflow.ir import Node, SecretRef
+from kflow.ir import EnvRef, Node, SecretRef
 from kflow.layout import Call, Source
 from kflow.layout import literal as flat
 from kflow.pieces import Emitted, NodeFunction, Param, PatternPiece
@@ -362,6 +362,8 @@ def _settings_source(value: Any, rt: Ident) -> Any:
     (raises TypeError for a value no literal can hold)."""
     if isinstance(value, SecretRef):
         return Call(f"{rt}.Secret", (value.env,))
+    if isinstance(value, EnvRef):  # read by workflow.py with os.getenv: read when it runs
+        return Call(f"{rt}.Env", (value.env, value.default))
     if isinstance(value, Mapping):
         return {k: _settings_source(v, rt) for k, v in value.items()}
     if isinstance(value, tuple | list):

@@ -52,10 +52,21 @@ def load_file(path: str, name: str | None = None) -> tuple[Workflow, dict[str, A
     locate.clear_cache()
     directory = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, directory)
+    from kflow.envprov import tracking, unused_reads
+
     try:
-        with kailash_aliases():
+        with kailash_aliases(), tracking() as reads:
             namespace = _run_file(path)
-            return _pick(namespace, path, name), namespace
+            workflow = _pick(namespace, path, name)
+        notes = unused_reads(reads, workflow)
+        if notes:
+            from kflow.builder import _EXTRAS, RuntimeExtras, attach_extras
+
+            extras = _EXTRAS.get(id(workflow))
+            if extras is None:
+                attach_extras(workflow, extras := RuntimeExtras())
+            extras.notes.extend(notes)
+        return workflow, namespace
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)

@@ -36,6 +36,7 @@ _LAZY = {
     "Cache": "kflow_runtime.resources",
     "CustomResource": "kflow_runtime.resources",
     "Database": "kflow_runtime.resources",
+    "Env": "kflow_runtime.resources",
     "HttpClient": "kflow_runtime.resources",
     "ResourceRegistry": "kflow_runtime.resources",
     "Resources": "kflow_runtime.resources",

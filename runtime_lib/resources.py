@@ -94,6 +94,42 @@ class Secret:
             ) from None
 
 
+class Env:
+    """A setting that workflow.py read with ``os.getenv(env, default)``: read from the same
+    variable when the resource opens, ``default`` when it is unset (``KFLOW_<RESOURCE>_
+    <SETTING>`` still overrides it, as it does any setting)."""
+
+    __slots__ = ("env", "default")
+
+    def __init__(self, env: str, default: str | None = None) -> None:
+        if not isinstance(env, str) or not env:
+            raise TypeError(f"Env needs an environment variable name, got {env!r}")
+        self.env = env
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"Env({self.env!r}, {self.default!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Env) and (other.env, other.default) == (self.env, self.default)
+
+    def __hash__(self) -> int:
+        return hash((Env, self.env, self.default))
+
+    def resolve(self, environ: Mapping[str, str]) -> str | None:
+        return environ.get(self.env, self.default)
+
+
+def _resolve_env(value: Any, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, Env):
+        return value.resolve(environ)
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, environ) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_resolve_env(v, environ) for v in value)
+    return value
+
+
 class ResourceError(Exception):
     """A resource could not be resolved, opened or found.
 
@@ -256,7 +292,7 @@ class ResourceSpec(abc.ABC):
 
         Raises ResourceError for a malformed override or a Secret whose variable is unset.
         """
-        out: dict[str, Any] = dict(self.settings)
+        out: dict[str, Any] = {k: _resolve_env(v, environ) for k, v in self.settings.items()}
         names = list(out)
         names += [s for s in self.setting_types if s not in out]
         for setting in names:
