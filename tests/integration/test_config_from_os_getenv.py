@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from services import run_script
 
 pytestmark = pytest.mark.services
