@@ -230,8 +230,9 @@ def _ordered_statements(tree: ast.AST) -> list[ast.stmt]:
 
 
 def _user_lines(lines: Iterable[int], block: CodeBlock) -> tuple[int, ...]:
+    lines = tuple(lines)
     origin = block.origin
-    if origin is None:
+    if origin is None or not lines:
         return ()
     if not block.exact:
         return (origin.line,)

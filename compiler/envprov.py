@@ -88,13 +88,17 @@ def tracking() -> Iterator[list[Read]]:
 
     state = _Tracking()
     _ACTIVE.append(state)
+    previous = vars(environ).get("get")  # an enclosing tracking()'s, if any
     os.getenv = getenv
     environ.get = get  # type: ignore[method-assign]
     try:
         yield state.reads
     finally:
         os.getenv = original_getenv
-        del environ.get
+        if previous is None:
+            vars(environ).pop("get", None)
+        else:
+            environ.get = previous  # type: ignore[method-assign]
         _ACTIVE.remove(state)
 
 

@@ -228,9 +228,11 @@ def test_code_that_can_end_without_result(kflowc, write_workflow):
         'if result:\n'
         '    result = 2\n'
         '""")\n'
+        'CODE = "result = 1"\n'
+        'builder.add_async_code("from_a_variable", CODE)\n'
     )
     code, found = diagnostics(kflowc, write_workflow, body)
-    d = only(found, "KF110")
+    d = only(found, "KF110")  # one: not the loop, not the code given as a variable
     assert (d["severity"], d["line"]) == ("warning", 7)
     assert d["message"] == (
         "node 'fetch' can end here without setting `result`; the node then fails"
