@@ -203,6 +203,7 @@ class Run:
         self.cancelled: list[str] = []  # running when the run was cancelled
         self.partial: dict[str, Any] = {}  # what a failed node had done (batch accounting)
         self._interrupted = False
+        self._read: set[str] = set()  # the inputs some node's call looked for
         self._bad: set[str] = set()  # failed or skipped: their dependents are skipped
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._started = time.perf_counter()
@@ -225,6 +226,8 @@ class Run:
             if interrupted:
                 # The caller (the CLI) still prints what the run did before it was stopped.
                 exc.envelope = self.envelope()
+            if exc is None and self.inputs and not self.errors and not self.skipped:
+                _warn_misspelt(self.workflow, self.inputs, self._read, self.nodes)
             if self.observer is not None and (exc is None or interrupted):
                 try:
                     self.observer.run_finished(self.envelope(), time.perf_counter())
@@ -406,6 +409,7 @@ class Run:
             self.observer.node_finished(node_id, "done", at, None)
 
     def _gather_inputs(self, node_id: str, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        self._read.update(names)
         own = self.inputs.get(node_id)
         own = own if isinstance(own, Mapping) else {}
         for name in names:
@@ -572,6 +576,27 @@ class Run:
         if self.partial:
             envelope["partial"] = self.partial
         return envelope
+
+
+# (workflow, key) already warned about, so a process running many runs says it once.
+_WARNED_INPUTS: set[tuple[str, str]] = set()
+
+
+def _warn_misspelt(workflow: str, inputs: Mapping[str, Any], read: set[str],
+                   nodes: tuple[str, ...]) -> None:
+    """A given input no node read, close to one a node did read (an optional input with
+    its default used instead): logged once, since the run itself succeeded."""
+    import difflib
+
+    for key in inputs:
+        if key in read or key in nodes or not isinstance(key, str) or (workflow, key) in \
+                _WARNED_INPUTS:
+            continue
+        close = difflib.get_close_matches(key, sorted(read), n=1, cutoff=0.75)
+        if close:
+            _WARNED_INPUTS.add((workflow, key))
+            logger.warning("workflow %r: input %r was given but no node reads it: did you "
+                           "mean %r?", workflow, key, close[0])
 
 
 def _misspelt(missing: list[str], inputs: Mapping[str, Any],

@@ -361,3 +361,15 @@ async def test_map_item_errors_and_fetch_failures_carry_the_users_line():
     assert results["f"]["failed"] == {
         "two": f"test_runtime.py:{first + 18}: ZeroDivisionError: division by zero"
     }
+
+
+async def test_a_misspelt_optional_input_is_warned_about_once(caplog):
+    builder = AsyncWorkflowBuilder("pages")
+    builder.add_async_code("page", "result = globals().get('page_size', 10) * page")
+    with caplog.at_level(logging.WARNING, logger="kflow"):
+        for _ in range(2):
+            envelope = await run(builder, {"page": 2, "page_sise": 50, "other_thing": 1})
+            assert envelope["results"] == {"page": 20}
+    assert [r.getMessage() for r in caplog.records] == [
+        "workflow 'pages': input 'page_sise' was given but no node reads it: did you mean "
+        "'page_size'?"]
