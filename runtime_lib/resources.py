@@ -802,6 +802,7 @@ def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
 # Variables already warned about, so a process running many runs says it once; and
 # kflow's own variables, which no resource's settings could mean.
 _WARNED: set[str] = set()
+_SCANNED: set[tuple[int, int, tuple[str, ...]]] = set()
 _OWN = frozenset({"KFLOW_LOG_LEVEL", "KFLOW_DASK_SCHEDULER"})
 
 
@@ -855,7 +856,12 @@ class Resources:
         self._registry = registry
         self._environ = environ
         if self._specs:
-            warn_unknown_overrides(self._specs, os.environ if environ is None else environ)
+            env = os.environ if environ is None else environ
+            # Once per environment and set of resources: a process's runs share both.
+            key = (id(env), len(env), tuple(self._specs))
+            if key not in _SCANNED:
+                _SCANNED.add(key)
+                warn_unknown_overrides(self._specs, env)
         self._objects: dict[str, Any] = {}
         # What this object opened, in order, with how to close it: closed in reverse.
         self._opened: list[tuple[str, Any, Callable[[Any], Any] | None]] = []

@@ -557,6 +557,7 @@ def test_a_misspelt_override_variable_is_warned_about_once(caplog, monkeypatch) 
     import kflow_runtime.resources as resources
 
     monkeypatch.setattr(resources, "_WARNED", set())
+    monkeypatch.setattr(resources, "_SCANNED", set())
     specs = {"db": Database("db", {"host": "localhost"}),
              "main_db": Database("main_db", {"database": "app"})}
     environ = {"KFLOW_DB_HOTS": "x", "KFLOW_DB_HOST": "h", "KFLOW_MAIN_DB_DATABSE": "a",
