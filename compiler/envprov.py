@@ -59,10 +59,14 @@ _ACTIVE: list[_Tracking] = []
 
 
 def _caller() -> SourceLocation | None:
+    """Where workflow.py called os.getenv: the line, and the call's column (3.11 positions)."""
+    from kflow.locate import _position
+
     frame = sys._getframe(2)
     if frame is None:
         return None
-    return SourceLocation(frame.f_code.co_filename, frame.f_lineno or 1, 0)
+    line, col = _position(frame.f_code, frame.f_lasti)
+    return SourceLocation(frame.f_code.co_filename, line or frame.f_lineno or 1, col or 0)
 
 
 def _tracked(var: Any, default: Any, value: Any, location: SourceLocation | None) -> Any:

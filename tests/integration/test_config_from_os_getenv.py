@@ -73,7 +73,7 @@ async def test_the_guides_workflow_config_reads_the_host_at_run_time(
             "(default 'localhost'), DB_NAME -> db.database (default 'app')") in stderr
     # int(os.getenv("MAX_WORKERS", "10")): the value is converted, so it cannot be read
     # when the module runs: said, at the line that read it.
-    assert ("workflow.py:14:1: warning KF112: node 'process': max_workers=10 came from "
+    assert ("workflow.py:14:28: warning KF112: node 'process': max_workers=10 came from "
             "os.getenv('MAX_WORKERS') converted while building: the module keeps the "
             "build-time value ('10'), and MAX_WORKERS is not read when it runs") in stderr
 
