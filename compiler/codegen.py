@@ -20,7 +20,7 @@ from kflow._version import RUNTIME_INTERFACE, __version__
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
 from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
-from kflow.ir import Node, SecretRef
+from kflow.ir import EnvRef, Node, SecretRef
 from kflow.layout import Call, Source
 from kflow.layout import literal as flat
 from kflow.pieces import Emitted, NodeFunction, Param, PatternPiece
@@ -65,6 +65,8 @@ class ModuleContext:
     uses_resources: bool = False
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
+    # (name, module): modules node code reads unimported, imported when first used.
+    lazy_imports: list[tuple[Ident, str]] = field(default_factory=list)
 
     @property
     def single_chain(self) -> bool:
@@ -225,6 +227,7 @@ class ModuleBuilder:
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
+            lazy_imports=[(Ident(n), m) for n, m in self.analysis.lazy_imports],
         )
 
     def resource_declarations(self) -> list[tuple[str, Code]]:
@@ -362,6 +365,8 @@ def _settings_source(value: Any, rt: Ident) -> Any:
     (raises TypeError for a value no literal can hold)."""
     if isinstance(value, SecretRef):
         return Call(f"{rt}.Secret", (value.env,))
+    if isinstance(value, EnvRef):  # read by workflow.py with os.getenv: read when it runs
+        return Call(f"{rt}.Env", (value.env, value.default))
     if isinstance(value, Mapping):
         return {k: _settings_source(v, rt) for k, v in value.items()}
     if isinstance(value, tuple | list):

@@ -95,6 +95,11 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and the other OTEL_* "
                         "variables (needs opentelemetry-sdk and "
                         "opentelemetry-exporter-otlp-proto-http)")
+    parser.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                        default=os.environ.get("KFLOW_LOG_LEVEL") or "WARNING",
+                        help="log records of this level and above to stderr: DEBUG, INFO, "
+                        "WARNING (default), ERROR or CRITICAL; the same as setting "
+                        "KFLOW_LOG_LEVEL")
     args = parser.parse_args(argv)
     if args.inputs_jsonl and (args.progress or args.trace):
         # Both watch one run; with many at once their lines and spans would interleave.
@@ -118,6 +123,31 @@ def start_otel(flag: bool, workflow: str | None) -> Callable[[], None] | None:
     shutdown = otel.configure_sdk(workflow)
     os.environ[OTEL_ENV] = "1"  # every run of this process (--inputs-jsonl too) is traced
     return shutdown
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    import argparse
+
+    level = text.strip().upper()
+    if level not in _LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(_LEVELS)} (from --log-level or KFLOW_LOG_LEVEL), "
+            f"got {text!r}")
+    return level
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr, as a script run of the module: node code's loggers
+    (`kflow.<workflow>.<node>`) and kflow's own. Only `main` calls this: a module that
+    is imported leaves logging to the application importing it. stdout keeps the
+    envelope alone."""
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:
@@ -404,6 +434,7 @@ def main(
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
     args = _parse(argv, description, getattr(run, "__module__", "__main__"))
+    configure_logging(args.log_level)
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     try:

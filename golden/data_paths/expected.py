@@ -81,8 +81,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "22-28 23:8 28:12",
-        "node_processor": "32-39 33:16 34:17 39:21",
+        "node_data_fetcher": "22-28 23:8 24:9 25:10 26:11 28:12",
+        "node_processor": "32-39 33:16 34:17 35:18 36:19 37:20 39:21",
     },
 )
 

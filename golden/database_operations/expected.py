@@ -136,7 +136,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "52-64 53:34 55:36 56:37 57:38 58:39 63:44 64:44",
+        "node_complex_query": "52-64 53:34 55:36 56:37 57:38 58:39 59:40 60:41 63:44 64:44",
     },
 )
 

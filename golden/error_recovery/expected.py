@@ -119,7 +119,7 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "31-39 33:27 34:28 39:32",
+        "node_critical_operation": "31-39 33:27 34:28 35:29 36:30 37:31 39:32",
         "node_refund": "43-46 44:43 45:44 46:44",
     },
 )

@@ -181,8 +181,8 @@ SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "code_fetch_users": "35-38 36:27 37:28 38:28",
-        "functions_process_users": "52-65 53:37 55:39 56:40 58:42 65:47",
-        "code_store_users": "80-91 81:58 82:59 83:60 90:64 91:64",
+        "functions_process_users": "52-65 53:37 55:39 56:40 58:42 59:43 60:44 61:45 62:46 65:47",
+        "code_store_users": "80-91 81:58 82:59 83:60 84:61 85:62 86:62 87:62 88:62 90:64 91:64",
     },
 )
 

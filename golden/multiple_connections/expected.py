@@ -88,8 +88,8 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "22-29 23:9 29:14",
-        "node_alert_processor": "33-46 37:19 38:20 39:21 41:23 46:27",
+        "node_health_monitor": "22-29 23:9 24:10 25:11 26:12 27:13 29:14",
+        "node_alert_processor": "33-46 37:19 38:20 39:21 41:23 42:24 43:25 44:26 46:27",
     },
 )
 
