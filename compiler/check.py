@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, analyse, input_targets
 from kflow.errors import CompileError, Diagnostic
 from kflow.ir import ORDER_ONLY, Workflow
+from kflow_runtime.run import DEFAULT_TIMEOUT
 
 # Promoted to an error by --strict: a typo in node code silently becomes an input.
 STRICT_ERRORS = frozenset({"KF101"})
@@ -93,6 +94,15 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
                 f"pass it with run({{{name!r}: ...}}) or --inputs, connect it with "
                 f"add_connection(..., {node_id!r}, {name!r}), or fix the name",
                 severity="warning",
+            ))
+        timeout = node.node.options.timeout
+        if timeout is not None and timeout != DEFAULT_TIMEOUT and not node.kind.may_await(node):
+            found.append(Diagnostic(
+                "KF110", f"node {node_id!r}: timeout={timeout:g} is not applied, since its code "
+                "never awaits and so cannot be interrupted", node.node.location,
+                "a timeout bounds a node's awaits; drop timeout=, or run CPU-bound work in a "
+                "thread (`await asyncio.to_thread(fn)`) so that it can be bounded",
+                severity="info",
             ))
         for code in codes:
             for call, where in code.blocking_calls:

@@ -42,6 +42,10 @@ class CodeAnalysis:
     # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
     static_keys: StaticKeys | None = None
     blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
+    # Whether the code itself (not a function it defines) can suspend: `await`, `async for`,
+    # `async with` or an async comprehension. Code that cannot is never interrupted by a
+    # timeout, so the module applies none to it (issue 15).
+    awaits: bool = True
     # Every name the code binds or reads, at any depth: generated names must avoid them.
     identifiers: frozenset[str] = frozenset()
     # Whether `function_body` is already as black formats it (see kflow.blackfmt), and
@@ -136,6 +140,7 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
             (call, code_location(block, line, col, indent))
             for call, line, col in sorted(facts.blocking, key=lambda f: (f[1], f[2]))
         ),
+        awaits=facts.awaits,
         free_names=tuple(names),
         optional=tuple(found.values()),
         assigns_result=assigns_result or facts.returns_at_top,
@@ -279,7 +284,7 @@ class _Facts:
     walks were most of the analysis of a small code string)."""
 
     __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
-                 "assignments", "changed")
+                 "assignments", "changed", "awaits")
 
     def __init__(self) -> None:
         self.names: dict[str, tuple[int, int]] = {}  # first read of each name
@@ -289,6 +294,7 @@ class _Facts:
         self.blocking: list[tuple[str, int, int]] = []  # blocking calls in async code
         self.assignments: list[ast.stmt] = []  # `<returns> = ...`
         self.changed = False  # `<returns>[k] = ...`, `<returns>.update(...)`, `del ...`
+        self.awaits = False  # the code itself can suspend (see CodeAnalysis.awaits)
 
     def first_use(self, name: str) -> tuple[int, int]:
         """Sort key: free names in the order they first appear in the code."""
@@ -303,6 +309,7 @@ class _Facts:
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_SUSPENDS = (ast.Await, ast.AsyncFor, ast.AsyncWith)
 
 
 def _scan(tree: ast.Module, returns: str) -> _Facts:
@@ -328,6 +335,8 @@ def _scan(tree: ast.Module, returns: str) -> _Facts:
                 facts.changed = True
         elif kind in (ast.Yield, ast.YieldFrom) and top:
             facts.yields.append((node.lineno, node.col_offset))
+        elif top and (kind in _SUSPENDS or (kind is ast.comprehension and node.is_async)):
+            facts.awaits = True
         elif kind is ast.Call:
             func = node.func
             if isinstance(func, ast.Attribute):

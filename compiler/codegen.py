@@ -302,8 +302,11 @@ class ModuleBuilder:
             )
             if value
         ]
-        if options.timeout != DEFAULT_TIMEOUT:
-            kwargs.append(("timeout", options.timeout))
+        timeout = options.timeout
+        if timeout is not None and not analysis.kind.may_await(analysis):
+            timeout = None  # nothing could interrupt it: no timer, no watch (kflowc check: KF110)
+        if timeout != DEFAULT_TIMEOUT:
+            kwargs.append(("timeout", timeout))
         if options.retry is not None:
             kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:

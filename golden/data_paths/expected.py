@@ -46,7 +46,7 @@ async def run(
         module_file=__file__,
         observer=observer,
     ) as ctx:
-        await ctx.call("data_fetcher", node_data_fetcher)
+        await ctx.call("data_fetcher", node_data_fetcher, timeout=None)
         await ctx.call(
             "processor",
             node_processor,
@@ -55,6 +55,7 @@ async def run(
                 ("user_permissions", "data_fetcher", ("permissions",)),
                 ("auth_token", "data_fetcher", ("session", "token")),
             ),
+            timeout=None,
         )
     return ctx.envelope()
 

@@ -54,7 +54,7 @@ async def node_aggregator(*, data_a, data_b, data_c):
 
 
 async def chain_source(ctx: rt.Run) -> None:
-    await ctx.call("source", node_source)
+    await ctx.call("source", node_source, timeout=None)
     await ctx.call(
         "processor_a",
         node_processor_a,
@@ -77,12 +77,18 @@ async def chain_processor_c(ctx: rt.Run) -> None:
         "processor_c",
         node_processor_c,
         wires=(("input", "source", ("data",)),),
+        timeout=None,
     )
 
 
 async def chain_monitor(ctx: rt.Run) -> None:
     await ctx.wait("source")
-    await ctx.call("monitor", node_monitor, wires=(("stats", "source", ("metadata",)),))
+    await ctx.call(
+        "monitor",
+        node_monitor,
+        wires=(("stats", "source", ("metadata",)),),
+        timeout=None,
+    )
 
 
 async def chain_aggregator(ctx: rt.Run) -> None:
@@ -95,6 +101,7 @@ async def chain_aggregator(ctx: rt.Run) -> None:
             ("data_b", "processor_b", ()),
             ("data_c", "processor_c", ()),
         ),
+        timeout=None,
     )
 
 

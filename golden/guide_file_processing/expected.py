@@ -160,7 +160,12 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await ctx.call("scan_files", node_scan_files, inputs=("input_directory",))
+        await ctx.call(
+            "scan_files",
+            node_scan_files,
+            inputs=("input_directory",),
+            timeout=None,
+        )
         await ctx.call(
             "process_files",
             node_process_files,

@@ -53,7 +53,7 @@ async def run(
         module_file=__file__,
         observer=observer,
     ) as ctx:
-        await ctx.call("health_monitor", node_health_monitor)
+        await ctx.call("health_monitor", node_health_monitor, timeout=None)
         await ctx.call(
             "alert_processor",
             node_alert_processor,
@@ -62,6 +62,7 @@ async def run(
                 ("needs_alerting", "health_monitor", ("needs_alerting",)),
                 ("metrics", "health_monitor", ("metrics",)),
             ),
+            timeout=None,
         )
     return ctx.envelope()
 

@@ -44,7 +44,7 @@ async def run(
         module_file=__file__,
         observer=observer,
     ) as ctx:
-        await ctx.call("load", node_load)
+        await ctx.call("load", node_load, timeout=None)
         await ctx.call("square", node_square, wires=(("items", "load", ()),))
     return ctx.envelope()
 

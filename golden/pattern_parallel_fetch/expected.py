@@ -77,6 +77,7 @@ async def run(
                 ("successful", "multi_fetch", ("successful",)),
                 ("failed", "multi_fetch", ("failed",)),
             ),
+            timeout=None,
         )
     return ctx.envelope()
 

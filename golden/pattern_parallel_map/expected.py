@@ -56,7 +56,7 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await ctx.call("load", node_load)
+        await ctx.call("load", node_load, timeout=None)
         await ctx.call(
             "enrich",
             node_enrich,

@@ -104,7 +104,7 @@ async def node_memory_intensive(*, items):
 
 
 async def chain_numbers(ctx: rt.Run) -> None:
-    await ctx.call("numbers", node_numbers)
+    await ctx.call("numbers", node_numbers, timeout=None)
     await ctx.call(
         "cpu_intensive",
         node_cpu_intensive,

@@ -36,7 +36,12 @@ async def run(
         if not ctx.require(REQUIRED_INPUTS):
             ctx.skip_all(NODES)
             return ctx.envelope()
-        await ctx.call("test_node", node_test_node, inputs=("input_value",))
+        await ctx.call(
+            "test_node",
+            node_test_node,
+            inputs=("input_value",),
+            timeout=None,
+        )
     return ctx.envelope()
 
 
