@@ -88,7 +88,12 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
                         help="write a Chrome trace-event JSON of the run (opens in Perfetto)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.inputs_jsonl and (args.progress or args.trace):
+        # Both watch one run; with many at once their lines and spans would interleave.
+        parser.error("--progress and --trace watch one run: use them with --inputs or "
+                     "--inputs-file, not with --inputs-jsonl")
+    return args
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:

@@ -3,6 +3,7 @@ a summary table at the end. rich draws it; it is imported only when asked for.""
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from typing import IO, Any
 
@@ -133,9 +134,20 @@ class LineLog(_Tracker):
 
     def run_finished(self, envelope: dict[str, Any], at: float) -> None:
         self._line(at, f"workflow {self.workflow}: {envelope['status']}")
-        self.console().print(self.summary())
+        if _has_rich():
+            self.console().print(self.summary())
+            return
+        for node, state in self.state.items():
+            took = f" {self.duration[node]:.3f}s" if node in self.duration else ""
+            print(f"  {node}: {state}{took}", file=self.stream, flush=True)
+
+
+def _has_rich() -> bool:
+    # rich comes with kflow-runtime[progress]; a runtime installed without it still shows
+    # progress, as plain lines.
+    return importlib.util.find_spec("rich") is not None
 
 
 def progress_observer(stream: IO[str]) -> Observer:
-    """A live view on a terminal, plain lines otherwise."""
-    return LiveView(stream) if stream.isatty() else LineLog(stream)
+    """A live view on a terminal (when rich is installed), plain lines otherwise."""
+    return LiveView(stream) if stream.isatty() and _has_rich() else LineLog(stream)

@@ -22,9 +22,10 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from kflow_runtime.redact import mask
+from kflow_runtime.run import is_cancellation  # it ends an open; a driver's error fails it
 
 __all__ = [
     "Cache",
@@ -575,16 +576,19 @@ class HttpSession:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.name = name
         self._timeout = timeout
+        # A query on the base (`?api_key=...`) goes on every request, before the path's own.
+        self._base = urlsplit(self.base_url) if self.base_url else None
 
     def url_for(self, url: Any) -> Any:
         text = str(url)
-        if self.base_url is None or "://" in text:
+        if self._base is None or "://" in text:
             return url
-        if not text or text == "/":
-            return self.base_url
-        if text.startswith(("?", "#")):
-            return self.base_url + text
-        return f"{self.base_url}/{text.lstrip('/')}"
+        base, own = self._base, urlsplit(text)
+        path = base.path.rstrip("/")
+        if own.path.strip("/"):
+            path += "/" + own.path.lstrip("/")
+        query = "&".join(q for q in (base.query, own.query) if q)
+        return urlunsplit((base.scheme, base.netloc, path, query, own.fragment or base.fragment))
 
     def request(self, method: str, url: Any, **kwargs: Any) -> _Request:
         """``await api.request(...)`` gives the response; ``async with`` releases it."""
@@ -739,16 +743,6 @@ DEFAULT_OPEN_TIMEOUT = 30.0
 _CLOSE_TIMEOUT = 10.0
 
 
-def _ends_the_task(exc: BaseException) -> bool:
-    """Cancellation and Ctrl-C end the open; anything else a driver raises is its failure."""
-    if isinstance(exc, KeyboardInterrupt):
-        return True
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is None or task.cancelling() > 0
-    return False
-
-
 def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
     if expired:
         return f"no answer within {bound:g}s"
@@ -856,7 +850,7 @@ class Resources:
                     async with scope:
                         obj = await _call(make)
                 except BaseException as exc:
-                    if _ends_the_task(exc):
+                    if is_cancellation(exc):
                         raise
                     raise ResourceError(
                         f"resource {name!r} (registry factory): could not create: "
@@ -891,7 +885,7 @@ class Resources:
                 async with scope:
                     obj = await spec.open(settings)
             except BaseException as exc:
-                if _ends_the_task(exc):
+                if is_cancellation(exc):
                     raise
                 raise ResourceError(
                     f"resource {name!r} ({where}): {spec.open_failure}: "

@@ -146,3 +146,34 @@ def test_generated_module_progress_and_trace(tmp_path):
     quiet = subprocess.run([sys.executable, str(module), "--inputs", '{"greeting": "Hi"}'],
                            capture_output=True, text=True, timeout=120)
     assert quiet.stderr == ""  # off by default
+
+
+def test_progress_without_rich_is_plain_lines(tmp_path):
+    """kflow-runtime without its [progress] extra: --progress still works, on a terminal too."""
+    module = tmp_path / "out.py"
+    shutil.copy(GOLDEN / "pattern_parallel_map" / "expected.py", module)
+    no_rich = (
+        "import runpy, sys; sys.modules['rich'] = None; "
+        f"sys.argv = [{str(module)!r}, '--inputs', '{{\"greeting\": \"Hi\"}}', '--progress']; "
+        f"runpy.run_path({str(module)!r}, run_name='__main__')"
+    )
+    main, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", no_rich], stdin=secondary,
+                               stdout=subprocess.PIPE, stderr=secondary)
+    os.close(secondary)
+    screen = b""
+    while select.select([main], [], [], 60)[0]:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    stdout, _ = process.communicate(timeout=60)
+    os.close(main)
+    text = screen.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert json.loads(stdout)["status"] == "success"
+    assert "enrich: 6/6 items" in text and "  enrich: done" in text
+    assert "\x1b[" not in text and "Traceback" not in text

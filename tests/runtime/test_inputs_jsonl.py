@@ -124,6 +124,18 @@ def test_a_max_concurrency_that_is_not_positive_is_a_usage_error(module: Path, t
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("watch", [["--progress"], ["--trace", "t.json"]])
+def test_progress_or_trace_with_many_runs_is_a_usage_error(module: Path, tmp_path: Path,
+                                                           watch: list[str]):
+    """Silently ignoring --progress or --trace would leave the user waiting for output."""
+    runs = lines_file(tmp_path, ['{"n": 1, "hang_from": 9}'])
+    done = run_module(module, "--inputs-jsonl", str(runs), *watch)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "--progress and --trace watch one run: use them with --inputs or --inputs-file, " \
+        "not with --inputs-jsonl" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(("inputs", "message"), [
     ('{"n": ' + "[" * 50_000 + "]" * 50_000 + "}", "error: --inputs: JSON nested too deeply"),
     ('{"n": 1' + "0" * 5000 + "}", "error: --inputs: unreadable JSON: Exceeds the limit"),

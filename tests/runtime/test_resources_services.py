@@ -244,6 +244,19 @@ async def test_http_base_url_with_path(http_server: Any, suffix: str) -> None:
         assert body["path"] == "/echo"
 
 
+async def test_a_query_on_the_base_url_goes_on_every_request(http_server: Any) -> None:
+    """`base_url="https://api/v1?api_key=..."` (the key from the environment, issue 10):
+    the key must reach the server with every path, beside the path's own query."""
+    spec = HttpClient("api", {"base_url": http_server.url + "/v1?api_key=k3y"})
+    async with Resources({"api": spec}) as res:
+        api = await res.get("api")
+        for path, query in (("/echo", {"api_key": "k3y"}),
+                            ("echo?x=1", {"api_key": "k3y", "x": "1"})):
+            body = await (await api.get(path)).json()
+            assert (body["path"], body["query"]) == ("/v1/echo", query), path
+        assert api.url_for("") == http_server.url + "/v1?api_key=k3y"
+
+
 async def test_http_default_headers_reach_the_server(http_server: Any) -> None:
     spec = HttpClient(
         "authenticated_api",
