@@ -2,13 +2,18 @@
 
     python bench/bench_node_overhead.py [--nodes 1000] [--rounds 9] [--kailash]
 
-Three workflows, each against its hand-written baseline in the same process:
+Each workflow against its hand-written baseline in the same process:
 
 - a chain of N trivial nodes (`result = x + 1`) with the default 30 s timeout, against
   hand-written asyncio doing the same guarding per node (`asyncio.timeout`, timing, error
-  capture, results dict). Budget (issue 15 part 2): <= 1.0x, and <= 3 us a node;
-- the same chain with `timeout=None` on every node, against the same hand-written loop
-  without `asyncio.timeout`;
+  capture, results dict). Budget (issue 15 part 2): <= 1.0x, and <= 3 us a node. Code that
+  cannot await is compiled without timeout machinery (nothing could interrupt it), so this
+  is also the figure for such nodes against a plain loop, printed beside it;
+- a chain of N nodes that await (`result = await step(x)`, `step` a workflow input, the
+  same coroutine the hand-written loop awaits) with the default timeout: the run's one
+  watchdog timer against `asyncio.timeout` per node. Budget: <= 1.0x;
+- the awaiting chain with `timeout=None` on every node, against the loop without
+  `asyncio.timeout` (no budget: what the guarding itself costs);
 - a wide DAG 1 -> N -> 1 (one source, N independent nodes reading it, one sink reading all
   of them), against plain `asyncio.gather` over N coroutines between a source and a sink
   call. Budget: <= 1.5x.
@@ -40,11 +45,12 @@ from _map_bench import Spread, Timing, interleaved  # noqa: E402
 from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder  # noqa: E402
 
 
-def chain_workflow(n: int, timeout: float | None = 30):
+def chain_workflow(n: int, timeout: float | None = 30, *, awaiting: bool = False):
+    code = "result = await step(x)" if awaiting else "result = x + 1"
     builder = AsyncWorkflowBuilder("chain")
     builder.add_async_code("n0", "result = 0", timeout=timeout)
     for i in range(1, n):
-        builder.add_async_code(f"n{i}", "result = x + 1", timeout=timeout)
+        builder.add_async_code(f"n{i}", code, timeout=timeout)
         builder.add_connection(f"n{i - 1}", "result", f"n{i}", "x")
     return builder.build()
 
@@ -132,6 +138,9 @@ def compare(title: str, loop: asyncio.AbstractEventLoop, base: tuple[str, Callab
     if budget is not None:
         verdict = f"  budget <= {budget}x: {'ok' if wall.median <= budget else 'MISSED'}"
     print(f"  ratio kflow / baseline: wall {wall}, CPU {cpu}{verdict}")
+    for label in extra or {}:
+        wall, cpu = ratios(timings[label], timings[ours[0]])
+        print(f"  ratio kflow / {label}: wall {wall}, CPU {cpu}")
     print()
 
 
@@ -156,25 +165,34 @@ def kailash_chain(n: int):
 def main(nodes: int, rounds: int, kailash: bool) -> None:
     runtime = AsyncLocalRuntime()
     # Compiled once, as a shipped module would be.
-    timed_chain = runtime.module(chain_workflow(nodes))
-    untimed_chain = runtime.module(chain_workflow(nodes, timeout=None))
+    trivial_chain = runtime.module(chain_workflow(nodes))
+    timed_chain = runtime.module(chain_workflow(nodes, awaiting=True))
+    untimed_chain = runtime.module(chain_workflow(nodes, timeout=None, awaiting=True))
     wide = runtime.module(wide_workflow(nodes))
+    given = {"step": step}
     loop = asyncio.new_event_loop()
     try:
-        for module, last, value in ((timed_chain, f"n{nodes - 1}", nodes - 1),
+        for module, last, value in ((trivial_chain, f"n{nodes - 1}", nodes - 1),
+                                    (timed_chain, f"n{nodes - 1}", nodes - 1),
                                     (untimed_chain, f"n{nodes - 1}", nodes - 1),
                                     (wide, "sink", 2 * nodes)):
-            envelope = loop.run_until_complete(module.run({}))
+            envelope = loop.run_until_complete(module.run(dict(given)))
             assert envelope["status"] == "success", envelope["errors"]
             assert envelope["results"][last] == value
         print(f"python {sys.version.split()[0]}; median (min-max) over rounds\n")
-        compare("chain, default timeout (30 s) on every node", loop,
+        compare("chain of trivial nodes (result = x + 1), default timeout", loop,
                 ("hand-written, asyncio.timeout per node", lambda: hand_chain(nodes, 30.0)),
-                ("kflow generated module", lambda: timed_chain.run({})), nodes, rounds, 1.0,
-                {"bare `await step(x)` (for scale)": lambda: bare_chain(nodes)})
-        compare("chain, timeout=None on every node", loop,
+                ("kflow generated module", lambda: trivial_chain.run({})), nodes, rounds, 1.0,
+                {"hand-written, no timeout": lambda: hand_chain(nodes, None),
+                 "bare `await step(x)` (for scale)": lambda: bare_chain(nodes)})
+        compare("chain of awaiting nodes (result = await step(x)), default timeout", loop,
+                ("hand-written, asyncio.timeout per node", lambda: hand_chain(nodes, 30.0)),
+                ("kflow generated module", lambda: timed_chain.run(dict(given))), nodes,
+                rounds, 1.0)
+        compare("chain of awaiting nodes, timeout=None on every node", loop,
                 ("hand-written, no timeout", lambda: hand_chain(nodes, None)),
-                ("kflow generated module", lambda: untimed_chain.run({})), nodes, rounds, None)
+                ("kflow generated module", lambda: untimed_chain.run(dict(given))), nodes,
+                rounds, None)
         compare("wide DAG 1 -> N -> 1", loop,
                 ("plain asyncio.gather", lambda: hand_wide(nodes)),
                 ("kflow generated module", lambda: wide.run({})), nodes, rounds, 1.5)
@@ -183,7 +201,7 @@ def main(nodes: int, rounds: int, kailash: bool) -> None:
             if run is None:
                 print("kailash not installed: its runtime is not measured (pip install kailash)")
                 return
-            contenders = {"kflow": lambda: loop.run_until_complete(timed_chain.run({})),
+            contenders = {"kflow": lambda: loop.run_until_complete(trivial_chain.run({})),
                           "kailash": lambda: loop.run_until_complete(run())}
             timings = interleaved(contenders, max(3, rounds // 3))
             factor = [k.wall / f.wall for f, k in zip(timings["kflow"], timings["kailash"],

@@ -189,6 +189,18 @@ class _Watchdog:
 
 _NEVER = float("inf")
 
+
+class _Finished:
+    """An awaitable that is already done: `await` returns None without suspending."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_FINISHED = _Finished()
+
 # The chain watch of the current task (a ContextVar: far cheaper than asyncio.current_task()
 # per node). Run.concurrently starts its chain tasks with none, so each makes its own.
 _CHAIN_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar(
@@ -390,8 +402,18 @@ class Run:
         finally:
             _CHAIN_WATCH.reset(token)
 
-    async def wait(self, *node_ids: str) -> None:
-        """Wait until every node in `node_ids` has finished (in any way)."""
+    def wait(self, *node_ids: str) -> Awaitable[None]:
+        """Wait until every node in `node_ids` has finished (in any way).
+
+        Not a coroutine: when they all have (as in a wide fan-out, where each branch waits
+        for a source that is long done), awaiting it costs no coroutine per branch."""
+        results, bad = self.results, self._bad
+        for node_id in node_ids:
+            if node_id not in results and node_id not in bad:
+                return self._wait(node_ids)
+        return _FINISHED
+
+    async def _wait(self, node_ids: tuple[str, ...]) -> None:
         for node_id in node_ids:
             if node_id in self.results or node_id in self._bad:
                 continue
@@ -568,6 +590,12 @@ class Run:
 
     def _gather_inputs(self, node_id: str, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
         own = self.inputs.get(node_id)
+        if own is None:  # the usual case, without isinstance on an ABC per node
+            given = self.inputs
+            for name in names:
+                if name in given:
+                    kwargs[name] = given[name]
+            return
         own = own if isinstance(own, Mapping) else {}
         for name in names:
             if name in own:
