@@ -218,6 +218,7 @@ def test_timeout_on_code_that_never_awaits_is_noted(kflowc, write_workflow):
         'builder.add_async_code("waits", "await asyncio.sleep(0)\\nresult = 1", timeout=5)\n'
         'builder.add_async_code("nested", "async def f():\\n    await g()\\nresult = f", '
         "timeout=5)\n"
+        'builder.add_async_code("locked", "async with lock:\\n    result = 1", timeout=5)\n'
     )
     code, found = diagnostics(kflowc, write_workflow, body)
     notes = [d for d in found if d["code"] == "KF110"]

@@ -1,13 +1,14 @@
 """Workflow "data_aggregation", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Its inputs `crm_api`, `orders_api`, `inventory_api`, `analytics_api` are functions or clients, which JSON
+(`--inputs`) cannot carry: import it and `await run({...})` with them.
 """
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
@@ -94,47 +95,21 @@ async def node_analyze(*, successful, failed):
     return result
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "multi_fetch",
-            node_multi_fetch,
-            inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
-        )
-        await ctx.call(
-            "analyze",
-            node_analyze,
-            wires=(
-                ("successful", "multi_fetch", ("successful",)),
-                ("failed", "multi_fetch", ("failed",)),
-            ),
-            timeout=None,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "multi_fetch",
+        node_multi_fetch,
+        inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+    )
+    await ctx.call(
+        "analyze",
+        node_analyze,
+        wires=(
+            ("successful", "multi_fetch", ("successful",)),
+            ("failed", "multi_fetch", ("failed",)),
+        ),
+        timeout=None,
     )
 
 
@@ -142,14 +117,29 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "24-27 25:18 26:19 27:19",
-        "fetch_multi_fetch_orders": "31-34 32:22 33:23 34:23",
-        "fetch_multi_fetch_inventory": "38-41 39:26 40:27 41:27",
-        "fetch_multi_fetch_analytics": "45-48 46:30 47:31 48:31",
-        "node_analyze": "64-94 66:43 67:44 68:45 69:46 72:49 73:50 74:51 75:52 76:53 77:54 80:57 89:68 94:72",
+        "fetch_multi_fetch_customers": "25-28 26:18 27:19 28:19",
+        "fetch_multi_fetch_orders": "32-35 33:22 34:23 35:23",
+        "fetch_multi_fetch_inventory": "39-42 40:26 41:27 42:27",
+        "fetch_multi_fetch_analytics": "46-49 47:30 48:31 49:31",
+        "node_analyze": "65-95 67:43 68:44 69:45 70:46 73:49 74:50 75:51 76:52 77:53 78:54 81:57 90:68 95:72",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())
