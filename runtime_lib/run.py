@@ -80,26 +80,24 @@ class _Watch:
     per chain task, reused by each of its nodes (Run.call's fast path), or one per attempt
     (the general path and retries)."""
 
-    __slots__ = ("watchdog", "task", "node", "delay", "expires", "cancels", "opening")
+    __slots__ = ("watchdog", "task", "expires", "cancels", "opening")
 
     def __init__(self, watchdog: _Watchdog, task: asyncio.Task) -> None:
         self.watchdog = watchdog
         self.task = task
-        self.node = ""
-        self.delay = 0.0
         self.expires = _NEVER  # time.perf_counter() the running attempt expires at; idle: inf
         self.cancels = 0  # cancels this attempt's expiry sent
         self.opening: str | None = None  # the resource being opened, for the message
 
-    def settle(self, exc: BaseException | None) -> None:
-        """The attempt that expiry cancelled ended (raising `exc`): take our cancels back,
-        and raise NodeTimeout from `exc` when they are what stopped it."""
+    def settle(self, exc: BaseException | None, node_id: str, delay: float) -> None:
+        """The attempt at `node_id` that expiry cancelled ended (raising `exc`): take our
+        cancels back, and raise NodeTimeout from `exc` when they are what stopped it."""
         task, cancels, opening = self.task, self.cancels, self.opening
         self.cancels, self.opening = 0, None
         for _ in range(cancels):
             remaining = task.uncancel()
         if remaining == 0 and isinstance(exc, asyncio.CancelledError):
-            message = f"node {self.node!r} timed out after {self.delay:g}s"
+            message = f"node {node_id!r} timed out after {delay:g}s"
             if opening is not None:
                 message += f" while opening resource {opening!r}"
             if cancels > 1:
@@ -141,22 +139,23 @@ class _Watchdog:
         _CHAIN_WATCH.set(watch)
         return watch
 
-    def start(self, node_id: str, delay: float, now: float) -> _Watch:
-        """A watch of its own for one attempt at `node_id` in the current task."""
+    def start(self, delay: float, now: float) -> _Watch:
+        """A watch of its own for one attempt, begun at `now`, in the current task."""
         task = asyncio.current_task()
         assert task is not None
         watch = _Watch(self, task)
-        watch.node, watch.delay, watch.expires = node_id, delay, now + delay
+        watch.expires = now + delay
         self._watches.add(watch)
         if watch.expires < self.at:
             self.arm(watch.expires)
         return watch
 
-    def stop(self, watch: _Watch, exc: BaseException | None) -> None:
+    def stop(self, watch: _Watch, exc: BaseException | None, node_id: str, delay: float
+             ) -> None:
         self._watches.discard(watch)
         watch.expires = _NEVER
         if watch.cancels:
-            watch.settle(exc)
+            watch.settle(exc, node_id, delay)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -220,11 +219,11 @@ class _Deadline:
         self._delay = delay
 
     async def __aenter__(self) -> _Watch:
-        self._watch = self._watchdog.start(self._node, self._delay, time.perf_counter())
+        self._watch = self._watchdog.start(self._delay, time.perf_counter())
         return self._watch
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._watchdog.stop(self._watch, exc)
+        self._watchdog.stop(self._watch, exc, self._node, self._delay)
 
 
 class InputError(Exception):
@@ -481,7 +480,6 @@ class Run:
                     watch = _CHAIN_WATCH.get()
                     if watch is None or watch.watchdog is not self._watchdog:
                         watch = self._watchdog.chain_watch()
-                    watch.node, watch.delay = node_id, timeout
                     expires = watch.expires = started + timeout
                     if expires < watch.watchdog.at:
                         watch.watchdog.arm(expires)
@@ -492,12 +490,12 @@ class Run:
                     except BaseException as exc:
                         watch.expires = _NEVER
                         if watch.cancels:
-                            watch.settle(exc)
+                            watch.settle(exc, node_id, timeout)
                         watch.opening = None
                         raise
                     watch.expires = _NEVER
                     if watch.cancels:
-                        watch.settle(None)
+                        watch.settle(None, node_id, timeout)
             except BaseException as exc:  # noqa: BLE001 - as below
                 if is_cancellation(exc):
                     self._cancelled(node_id, started, None)

@@ -84,3 +84,17 @@ async def test_cancelling_a_run_during_a_timed_node_propagates():
     with pytest.raises(asyncio.CancelledError) as raised:
         await task
     assert raised.value.envelope["cancelled"] == ["wait"]
+
+
+async def test_each_retry_attempt_has_its_own_timeout():
+    from kflow import AsyncRetryPolicy
+
+    builder = AsyncWorkflowBuilder("retried")
+    # The first two attempts hang and time out; the third answers at once.
+    builder.add_async_code(
+        "flaky", "calls.append(1)\nif len(calls) < 3:\n    await asyncio.sleep(10)\nresult = len(calls)",
+        timeout=0.05, retry_policy=AsyncRetryPolicy(
+            max_attempts=3, initial_delay=0.01, retry_exceptions=(TimeoutError,)),
+    )
+    envelope = await module(builder).run({"calls": []})
+    assert envelope["results"] == {"flaky": 3} and envelope["attempts"] == {"flaky": 3}
