@@ -84,6 +84,10 @@ def _summary(compiled: CompiledModule) -> None:
         click.echo("workflow inputs: " + ", ".join(compiled.workflow_inputs), err=True)
     if compiled.env_vars:
         click.echo("reads secrets from the environment: " + ", ".join(compiled.env_vars), err=True)
+    if compiled.config_vars:
+        click.echo("reads configuration from the environment when it runs: " + ", ".join(
+            f"{var} -> {where} (default {default!r})" for var, where, default in
+            compiled.config_vars), err=True)
 
 
 def _version_message() -> str:

@@ -20,7 +20,7 @@ from kflow._version import RUNTIME_INTERFACE, __version__
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
 from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
-from kflow.ir import Node, SecretRef
+from kflow.ir import EnvRef, Node, SecretRef
 from kflow.layout import Call, Source
 from kflow.layout import literal as flat
 from kflow.pieces import Emitted, NodeFunction, Param, PatternPiece
@@ -68,6 +68,8 @@ class ModuleContext:
     not_json: tuple[str, ...] = ()
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
+    # (name, module): modules node code reads unimported, imported when first used.
+    lazy_imports: list[tuple[Ident, str]] = field(default_factory=list)
 
     @property
     def single_chain(self) -> bool:
@@ -250,6 +252,7 @@ class ModuleBuilder:
             run_nodes=run_nodes,
             program=program,
             not_json=not_json,
+            lazy_imports=[(Ident(n), m) for n, m in self.analysis.lazy_imports],
         )
 
     def resource_declarations(self) -> list[tuple[str, Code]]:
@@ -332,7 +335,7 @@ class ModuleBuilder:
         ]
         timeout = options.timeout
         if timeout is not None and not analysis.kind.may_await(analysis):
-            timeout = None  # nothing could interrupt it: no timer, no watch (kflowc check: KF110)
+            timeout = None  # nothing could interrupt it: no timer, no watch (kflowc check: KF113)
         if timeout != DEFAULT_TIMEOUT:
             kwargs.append(("timeout", timeout))
         if options.retry is not None:
@@ -390,6 +393,8 @@ def _settings_source(value: Any, rt: Ident) -> Any:
     (raises TypeError for a value no literal can hold)."""
     if isinstance(value, SecretRef):
         return Call(f"{rt}.Secret", (value.env,))
+    if isinstance(value, EnvRef):  # read by workflow.py with os.getenv: read when it runs
+        return Call(f"{rt}.Env", (value.env, value.default))
     if isinstance(value, Mapping):
         return {k: _settings_source(v, rt) for k, v in value.items()}
     if isinstance(value, tuple | list):

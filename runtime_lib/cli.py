@@ -88,12 +88,42 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         help="show node states and map progress on stderr")
     parser.add_argument("--trace", metavar="FILE",
                         help="write a Chrome trace-event JSON of the run (opens in Perfetto)")
+    parser.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                        default=os.environ.get("KFLOW_LOG_LEVEL") or "WARNING",
+                        help="log records of this level and above to stderr: DEBUG, INFO, "
+                        "WARNING (default), ERROR or CRITICAL; the same as setting "
+                        "KFLOW_LOG_LEVEL")
     args = parser.parse_args(argv)
     if args.inputs_jsonl and (args.progress or args.trace):
         # Both watch one run; with many at once their lines and spans would interleave.
         parser.error("--progress and --trace watch one run: use them with --inputs or "
                      "--inputs-file, not with --inputs-jsonl")
     return args
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    import argparse
+
+    level = text.strip().upper()
+    if level not in _LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(_LEVELS)} (from --log-level or KFLOW_LOG_LEVEL), "
+            f"got {text!r}")
+    return level
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr, as a script run of the module: node code's loggers
+    (`kflow.<workflow>.<node>`) and kflow's own. Only `main` calls this: a module that
+    is imported leaves logging to the application importing it. stdout keeps the
+    envelope alone."""
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:
@@ -389,6 +419,7 @@ def main(
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
     args = _parse(argv, description, _about(run)[0])
+    configure_logging(args.log_level)
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     if args.inputs_jsonl:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -24,7 +25,7 @@ from typing import Any
 
 from kflow_runtime.observe import CURRENT, Observer
 from kflow_runtime.redact import mask
-from kflow_runtime.sourcemap import SourceMap
+from kflow_runtime.sourcemap import SourceMap, register
 
 logger = logging.getLogger("kflow")
 
@@ -301,6 +302,8 @@ class Run:
         self.inputs: Mapping[str, Any] = dict(inputs or {})
         self.source_map = source_map
         self.module_file = module_file
+        if source_map is not None and module_file is not None:
+            register(module_file, source_map)
         self.resources = resources
         self.close_resources = close_resources
         self.run_id = uuid.uuid4().hex
@@ -313,6 +316,7 @@ class Run:
         self.cancelled: list[str] = []  # running when the run was cancelled
         self.partial: dict[str, Any] = {}  # what a failed node had done (batch accounting)
         self._interrupted = False
+        self._read: set[str] = set()  # the inputs some node's call looked for
         self._bad: set[str] = set()  # failed or skipped: their dependents are skipped
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._watchdog = _Watchdog()  # every node timeout of the run, on one timer
@@ -340,6 +344,8 @@ class Run:
             if interrupted:
                 # The caller (the CLI) still prints what the run did before it was stopped.
                 exc.envelope = self.envelope()
+            if exc is None and self.inputs and not self.errors and not self.skipped:
+                _warn_misspelt(self.workflow, self.inputs, self._read, self.nodes)
             if self.observer is not None and (exc is None or interrupted):
                 try:
                     self.observer.run_finished(self.envelope(), time.perf_counter())
@@ -370,7 +376,8 @@ class Run:
                     missing.setdefault(node_id, []).append(name)
         for node_id, names in missing.items():
             listed = ", ".join(repr(n) for n in names)
-            self.errors[node_id] = f"InputError: missing required input {listed}"
+            self.errors[node_id] = (f"InputError: missing required input {listed}"
+                                    f"{_misspelt(names, self.inputs, needs, self.nodes)}")
             self._bad.add(node_id)
             if self.observer is not None:
                 self.observer.node_finished(node_id, "failed", time.perf_counter(),
@@ -587,6 +594,7 @@ class Run:
             self.observer.node_finished(node_id, "done", at, None)
 
     def _gather_inputs(self, node_id: str, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        self._read.update(names)
         own = self.inputs.get(node_id)
         if own is None:  # the usual case, without isinstance on an ABC per node
             given = self.inputs
@@ -692,6 +700,8 @@ class Run:
                 where = self.resources.where(exc.resource)
                 if where:
                     text += f" ({where}: no answer)"
+        elif (unset := self._unset_result(node_id, fn, exc)) is not None:
+            return mask(unset)
         elif isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
             text = f"TimeoutError: node {node_id!r} timed out after {timeout:g}s"
         else:
@@ -706,6 +716,31 @@ class Run:
             if where:
                 text = f"{where}: {text}"
         return mask(text)
+
+    def _unset_result(self, node_id: str, fn: Callable[..., Any], exc: BaseException
+                      ) -> str | None:
+        """The node's code ended on a path that never set `result`: the appended
+        `return result` of the node's own function found it unbound. Say so, at the line
+        where that path ended (kflowc knew the possible ends), not as UnboundLocalError."""
+        if not (isinstance(exc, UnboundLocalError) and "'result'" in str(exc)):
+            return None
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+        if tb is None or tb.tb_frame.f_code is not code:
+            return None
+        if tb.tb_lineno != max(line for *_, line in code.co_lines() if line is not None):
+            return None  # read before it was set, not at the appended `return result`
+        ends = self.source_map.unset_ends(fn.__name__) if self.source_map else ()
+        text = f"ResultNotSet: node {node_id!r} ended without setting `result`"
+        if not ends:
+            return text
+        file = self.source_map.file if self.source_map else "workflow.py"
+        if len(ends) > 1:
+            lines = ", ".join(map(str, ends))
+            return f"{file}:{ends[0]}: {text} (its code can end without it at lines {lines})"
+        return f"{file}:{ends[0]}: {text} (its code ended here without assigning it)"
 
     # -- the result --------------------------------------------------------------
 
@@ -732,6 +767,56 @@ class Run:
         if self.partial:
             envelope["partial"] = self.partial
         return envelope
+
+
+# (workflow, key) already warned about, so a process running many runs says it once.
+_WARNED_INPUTS: set[tuple[str, str]] = set()
+
+
+def _warn_misspelt(workflow: str, inputs: Mapping[str, Any], read: set[str],
+                   nodes: tuple[str, ...]) -> None:
+    """A given input no node read, close to one a node did read (an optional input with
+    its default used instead): logged once, since the run itself succeeded."""
+    import difflib
+
+    for key in inputs:
+        if key in read or key in nodes or not isinstance(key, str) or (workflow, key) in \
+                _WARNED_INPUTS:
+            continue
+        close = difflib.get_close_matches(key, sorted(read), n=1, cutoff=0.75)
+        if close:
+            _WARNED_INPUTS.add((workflow, key))
+            logger.warning("workflow %r: input %r was given but no node reads it: did you "
+                           "mean %r?", workflow, key, close[0])
+
+
+def _misspelt(missing: list[str], inputs: Mapping[str, Any],
+              needs: Mapping[str, tuple[str, ...]], nodes: tuple[str, ...]) -> str:
+    """` (the inputs have 'page_nmu': did you mean 'page_num'?)` for a given key that is no
+    required input and is close to the name of a missing one."""
+    import difflib
+
+    unknown = [k for k in inputs if isinstance(k, str) and k not in needs and k not in nodes]
+    if not unknown:
+        return ""
+    found = []
+    for name in missing:
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+        if close:
+            found.append(f"the inputs have {close[0]!r}: did you mean {name!r}?")
+    return f" ({'; '.join(found)})" if found else ""
+
+
+def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """A sync node function (Kailash's PythonCodeNode) as the async function `Run.call`
+    awaits: it runs in a worker thread, so its blocking calls do not stall other nodes.
+    A timeout fails the node but cannot stop the thread, which runs to its end."""
+
+    @functools.wraps(fn)
+    async def node(**kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, **kwargs)
+
+    return node
 
 
 class _AlsoRetrying:

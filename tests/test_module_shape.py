@@ -57,8 +57,8 @@ def test_inputs_that_json_cannot_carry_are_named_instead_of_suggesting_inputs(tm
     source = compile_workflow(builder.build()).source
     docstring = ast.get_docstring(ast.parse(source))
     assert "--inputs '{...}'" not in docstring
-    assert ("Its inputs `api`, `convert` are functions or clients, which JSON\n(`--inputs`) "
-            "cannot carry: import it and `await run({...})` with them.") in docstring
+    assert ("Import it and `await run({...})`: these inputs are functions or clients, which "
+            "JSON\n(`--inputs`) cannot carry: `api`, `convert`.") in docstring
     out = tmp_path / "out.py"
     out.write_text(source)
     done = subprocess.run([sys.executable, str(out), "--inputs", '{"page": 1, "options": {}}'],

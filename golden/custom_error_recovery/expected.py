@@ -1,8 +1,8 @@
 """Workflow "robust", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Its input `risky_operation` is a function or client, which JSON (`--inputs`)
-cannot carry: import it and `await run({...})` with it.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `risky_operation`.
 """
 
 import asyncio
@@ -64,7 +64,7 @@ async def run_nodes(ctx: rt.Run) -> None:
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "23-51 24:11 26:13 27:14 29:16 30:17 31:18 32:19 33:20 35:22 40:27 41:28 43:30 44:31 46:33 51:37",
+        "node_robust_operation": "23-51 24:11 26:13 27:14 29:16 30:17 31:18 32:19 33:20 34:21 35:22 36:23 37:24 38:25 40:27 41:28 43:30 44:31 46:33 47:34 48:35 49:36 51:37",
     },
 )
 

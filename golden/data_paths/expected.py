@@ -53,8 +53,8 @@ async def run_nodes(ctx: rt.Run) -> None:
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "17-23 18:8 23:12",
-        "node_processor": "27-34 28:16 29:17 34:21",
+        "node_data_fetcher": "17-23 18:8 19:9 20:10 21:11 23:12",
+        "node_processor": "27-34 28:16 29:17 30:18 31:19 32:20 34:21",
     },
 )
 

@@ -79,7 +79,7 @@ async def run_nodes(ctx: rt.Run) -> None:
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 58:44 59:44",
+        "node_complex_query": "47-59 48:34 50:36 51:37 52:38 53:39 54:40 55:41 58:44 59:44",
     },
 )
 

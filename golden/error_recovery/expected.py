@@ -1,8 +1,8 @@
 """Workflow "payments", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Its inputs `external_service`, `refund_service` are functions or clients, which JSON
-(`--inputs`) cannot carry: import it and `await run({...})` with them.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `external_service`, `refund_service`.
 """
 
 import aiohttp
@@ -88,7 +88,7 @@ async def run_nodes(ctx: rt.Run) -> None:
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "27-35 29:27 30:28 35:32",
+        "node_critical_operation": "27-35 29:27 30:28 31:29 32:30 33:31 35:32",
         "node_refund": "39-42 40:43 41:44 42:44",
     },
 )

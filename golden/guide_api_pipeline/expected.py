@@ -120,8 +120,8 @@ SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
         "code_fetch_users": "29-32 30:27 31:28 32:28",
-        "functions_process_users": "46-59 47:37 49:39 50:40 52:42 59:47",
-        "code_store_users": "74-85 75:58 76:59 77:60 84:64 85:64",
+        "functions_process_users": "46-59 47:37 49:39 50:40 52:42 53:43 54:44 55:45 56:46 59:47",
+        "code_store_users": "74-85 75:58 76:59 77:60 78:61 79:62 80:62 81:62 82:62 84:64 85:64",
     },
 )
 

@@ -1,8 +1,8 @@
 """Workflow "data_aggregation", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Its inputs `crm_api`, `orders_api`, `inventory_api`, `analytics_api` are functions or clients, which JSON
-(`--inputs`) cannot carry: import it and `await run({...})` with them.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `crm_api`, `orders_api`, `inventory_api`, `analytics_api`.
 """
 
 import kflow_runtime as rt
@@ -121,7 +121,7 @@ SOURCE_MAP = rt.SourceMap(
         "fetch_multi_fetch_orders": "32-35 33:22 34:23 35:23",
         "fetch_multi_fetch_inventory": "39-42 40:26 41:27 42:27",
         "fetch_multi_fetch_analytics": "46-49 47:30 48:31 49:31",
-        "node_analyze": "65-95 67:43 68:44 69:45 70:46 73:49 74:50 75:51 76:52 77:53 78:54 81:57 90:68 95:72",
+        "node_analyze": "65-95 67:43 68:44 69:45 70:46 73:49 74:50 75:51 76:52 77:53 78:54 81:57 82:58 83:59 84:60 85:61 86:62 87:65 90:68 91:69 92:70 93:71 95:72",
     },
 )
 

@@ -60,8 +60,8 @@ async def run_nodes(ctx: rt.Run) -> None:
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "17-24 18:9 24:14",
-        "node_alert_processor": "28-41 32:19 33:20 34:21 36:23 41:27",
+        "node_health_monitor": "17-24 18:9 19:10 20:11 21:12 22:13 24:14",
+        "node_alert_processor": "28-41 32:19 33:20 34:21 36:23 37:24 38:25 39:26 41:27",
     },
 )
 

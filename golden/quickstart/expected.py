@@ -1,8 +1,8 @@
 """Workflow "my_workflow", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Its inputs `fetch_data`, `process_data` are functions or clients, which JSON
-(`--inputs`) cannot carry: import it and `await run({...})` with them.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `fetch_data`, `process_data`.
 """
 
 import kflow_runtime as rt

@@ -130,6 +130,7 @@ async def parallel_map(
         "successful": len(results),
         "failed": len(errors),
         "duration": duration,
+        "total_duration": duration,  # Kailash's name for it, for code moving from there
         "items_per_second": done / duration if duration > 0 else 0.0,
         "max_workers": max_workers,
         "batches": chunks,
@@ -487,8 +488,12 @@ def _worker_count(max_workers: int, total: int | None, chunk_size: int) -> int:
     return max_workers if total is None else min(max_workers, -(-total // chunk_size))
 
 
-def _record(index: int, item: Any, message: str, error_type: str) -> dict[str, Any]:
-    return {"index": index, "item": item, "error": message, "error_type": error_type}
+def _record(index: int, item: Any, message: str, error_type: str, where: str | None = None
+            ) -> dict[str, Any]:
+    record = {"index": index, "item": item, "error": message, "error_type": error_type}
+    if where is not None:  # the line of the user's code that raised it
+        record["where"] = where
+    return record
 
 
 def _by_index(record: dict[str, Any]) -> int:
@@ -497,9 +502,10 @@ def _by_index(record: dict[str, Any]) -> int:
 
 def _summary(errors: list[dict[str, Any]], total: int, done: int) -> str:
     first = errors[0]
+    where = f"{first['where']}: " if "where" in first else ""
     text = (
         f"{len(errors)} of {total} items failed; first: item {first['index']}: "
-        f"{format_error(first['error'], first['error_type'])}"
+        f"{where}{format_error(first['error'], first['error_type'])}"
     )
     if done < total:
         text += f"; stopped after the first failure, {total - done} items not started"
