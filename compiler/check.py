@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, analyse, input_targets
 from kflow.errors import CompileError, Diagnostic
 from kflow.ir import ORDER_ONLY, Workflow
+from kflow_runtime.run import DEFAULT_TIMEOUT
 
 # Promoted to an error by --strict: a typo in node code silently becomes an input.
 STRICT_ERRORS = frozenset({"KF101"})
@@ -164,6 +165,15 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
                 "module provides: it becomes a required workflow input", where,
                 _input_hint(name, node_id, codes, workflow_globals),
                 severity="warning",
+            ))
+        timeout = node.node.options.timeout
+        if timeout is not None and timeout != DEFAULT_TIMEOUT and not node.kind.may_await(node):
+            found.append(Diagnostic(
+                "KF113", f"node {node_id!r}: timeout={timeout:g} is not applied, since its code "
+                "never awaits and so cannot be interrupted", node.node.location,
+                "a timeout bounds a node's awaits; drop timeout=, or run CPU-bound work in a "
+                "thread (`await asyncio.to_thread(fn)`) so that it can be bounded",
+                severity="info",
             ))
         for code in () if node.kind.runs_off_loop else codes:
             for call, where in code.blocking_calls:

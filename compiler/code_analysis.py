@@ -42,6 +42,14 @@ class CodeAnalysis:
     # The output's keys when `result` is one dict literal (nested: key -> its keys or None).
     static_keys: StaticKeys | None = None
     blocking_calls: tuple[tuple[str, SourceLocation | None], ...] = ()
+    # Whether the code itself (not a function it defines) can suspend: `await`, `async for`,
+    # `async with` or an async comprehension. Code that cannot is never interrupted by a
+    # timeout, so the module applies none to it (issue 15).
+    awaits: bool = True
+    # Names the code calls (`fetch()`) or uses as a client (`await api.get(...)`,
+    # `async with pool...`, `async for row in cursor`): a workflow input among them is a
+    # function or an object, which JSON cannot carry.
+    called_names: frozenset[str] = frozenset()
     # Every name the code binds or reads, at any depth: generated names must avoid them.
     identifiers: frozenset[str] = frozenset()
     # Whether `function_body` is already as black formats it (see kflow.blackfmt), and
@@ -161,6 +169,8 @@ def _analyse(block: CodeBlock, node_id: str, what: str, provided: Iterable[str],
             (call, code_location(block, line, col, indent))
             for call, line, col in sorted(facts.blocking, key=lambda f: (f[1], f[2]))
         ),
+        awaits=facts.awaits,
+        called_names=frozenset(facts.called),
         free_names=tuple(names),
         optional=tuple(found.values()),
         assigns_result=assigns_result or facts.returns_at_top,
@@ -486,7 +496,8 @@ class _Facts:
     walks were most of the analysis of a small code string)."""
 
     __slots__ = ("names", "statements", "yields", "returns_at_top", "blocking",
-                 "assignments", "changed", "attributes", "bases", "bare", "awaited")
+                 "assignments", "changed", "attributes", "bases", "bare", "awaited",
+                 "awaits", "called")
 
     def __init__(self) -> None:
         self.names: dict[str, tuple[int, int]] = {}  # first read of each name
@@ -500,6 +511,8 @@ class _Facts:
         self.bases: set[int] = set()  # ids of the Name nodes that are such `name`s
         self.bare: set[str] = set()  # names also read other than as `name.attr`
         self.awaited: set[str] = set()  # `await name(...)`
+        self.awaits = False  # the code itself can suspend (see CodeAnalysis.awaits)
+        self.called: set[str] = set()  # see CodeAnalysis.called_names
 
     def first_use(self, name: str) -> tuple[int, int]:
         """Sort key: free names in the order they first appear in the code."""
@@ -514,6 +527,7 @@ class _Facts:
 
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_SUSPENDS = (ast.Await, ast.AsyncFor, ast.AsyncWith)
 
 
 def _scan(tree: ast.Module, returns: str) -> _Facts:
@@ -549,6 +563,8 @@ def _scan(tree: ast.Module, returns: str) -> _Facts:
             facts.yields.append((node.lineno, node.col_offset))
         elif kind is ast.Call:
             func = node.func
+            if isinstance(func, ast.Name):
+                facts.called.add(func.id)
             if isinstance(func, ast.Attribute):
                 if func.attr in _MUTATORS and _touches(func.value, returns):
                     facts.changed = True
@@ -557,12 +573,31 @@ def _scan(tree: ast.Module, returns: str) -> _Facts:
                     label = _BLOCKING.get((owner, func.attr)) or _BLOCKING.get((owner, None))
                     if label:
                         facts.blocking.append((label, node.lineno, node.col_offset))
+        if kind in _SUSPENDS or (kind is ast.comprehension and node.is_async):
+            facts.awaits = facts.awaits or top
+            if kind is ast.Await:
+                _note_client(node.value, facts.called)
+            elif kind is ast.AsyncWith:
+                for item in node.items:
+                    _note_client(item.context_expr, facts.called)
+            elif kind is ast.AsyncFor:
+                _note_client(node.iter, facts.called)
         if isinstance(node, _SCOPES):
             top = False
             if kind is not ast.ClassDef:  # a class body runs where the class statement is
                 in_async = kind is ast.AsyncFunctionDef
         stack.extend((child, top, in_async) for child in ast.iter_child_nodes(node))
     return facts
+
+
+def _note_client(value: ast.AST, called: set[str]) -> None:
+    """`await x.a.b(...)`, `async with x.connect()`, `async for r in x`: note `x`."""
+    if isinstance(value, ast.Call):
+        value = value.func
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    if isinstance(value, ast.Name):
+        called.add(value.id)
 
 
 def _note_assignment(node: ast.stmt, returns: str, facts: _Facts) -> None:

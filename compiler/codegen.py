@@ -63,6 +63,11 @@ class ModuleContext:
     resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
+    # The wiring function (`run_nodes(ctx)`) and the Program built from it at the end.
+    run_nodes: Ident = Ident("run_nodes")
+    program: Call | None = None
+    # Required inputs that are functions or clients: the module says how to pass them.
+    not_json: tuple[str, ...] = ()
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
     # (name, module): modules node code reads unimported, imported when first used.
@@ -212,6 +217,27 @@ class ModuleBuilder:
             if piece is not None
         ]
         resources = self.resource_declarations()
+        not_json = tuple(
+            name for name, nodes in required.items()
+            if any(name in code.called_names for n in nodes
+                   for code in self.analysis.nodes[n].codes)
+        )
+        run_nodes = self.scope.define("run", "nodes")
+        program_options: list[tuple[str, Any]] = [
+            ("info", Source("NODE_INFO")),
+            ("source_map", Source("SOURCE_MAP")),
+            ("module_file", Source("__file__")),
+            ("module", Source("__name__")),
+        ]
+        if self.used_resources:
+            program_options.append(("resources", Source("RESOURCES")))
+        if required:
+            program_options.append(("required_inputs", Source("REQUIRED_INPUTS")))
+        if not_json:
+            program_options.append(("not_json", not_json))
+        program = Call(f"{self.rt}.Program",
+                       (Source("WORKFLOW"), Source("NODES"), Source(run_nodes)),
+                       tuple(program_options))
         lines = {f"import {name}" for name in self.imports} | set(self.scope.imports())
         return ModuleContext(
             workflow=self.workflow.name,
@@ -227,6 +253,9 @@ class ModuleBuilder:
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
+            run_nodes=run_nodes,
+            program=program,
+            not_json=not_json,
             lazy_imports=[(Ident(n), m) for n, m in self.analysis.lazy_imports],
         )
 
@@ -308,8 +337,11 @@ class ModuleBuilder:
             )
             if value
         ]
-        if options.timeout != DEFAULT_TIMEOUT:
-            kwargs.append(("timeout", options.timeout))
+        timeout = options.timeout
+        if timeout is not None and not analysis.kind.may_await(analysis):
+            timeout = None  # nothing could interrupt it: no timer, no watch (kflowc check: KF113)
+        if timeout != DEFAULT_TIMEOUT:
+            kwargs.append(("timeout", timeout))
         if options.retry is not None:
             kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:

@@ -41,6 +41,7 @@ _LAZY = {
     "ResourceRegistry": "kflow_runtime.resources",
     "Resources": "kflow_runtime.resources",
     "Secret": "kflow_runtime.resources",
+    "Program": "kflow_runtime.program",
     "resource_operation": "kflow_runtime.resource_ops",
     "run_each": "kflow_runtime.many",
     "off_loop": "kflow_runtime.run",

@@ -376,7 +376,7 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
     from kflow_runtime.many import Ready, stream_each
 
     try:
-        workflow = getattr(run, "__globals__", {}).get("WORKFLOW")
+        workflow = _about(run)[1]
         items = read_inputs_lines(args.inputs_jsonl, args.max_input_mb, workflow=workflow)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -426,6 +426,15 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
     return _exit_code(statuses, input_failure)
 
 
+def _about(run: Callable[..., Any]) -> tuple[str, str | None]:
+    """(the generated module's name, its workflow's name) for a module's `run`: a
+    `Program.run` (kflow_runtime.program), or a plain function of an older module."""
+    program = getattr(run, "__self__", None)
+    if program is not None and hasattr(program, "workflow"):
+        return program.module, program.workflow
+    return getattr(run, "__module__", "__main__"), getattr(run, "__globals__", {}).get("WORKFLOW")
+
+
 def main(
     run: Callable[..., Awaitable[dict[str, Any]]],
     argv: Sequence[str] | None = None,
@@ -433,12 +442,12 @@ def main(
     run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None = None,
     description: str = "Run this kflow workflow and print its envelope as JSON.",
 ) -> int:
-    args = _parse(argv, description, getattr(run, "__module__", "__main__"))
+    args = _parse(argv, description, _about(run)[0])
     configure_logging(args.log_level)
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     try:
-        flush = start_otel(args.otel, getattr(run, "__globals__", {}).get("WORKFLOW"))
+        flush = start_otel(args.otel, _about(run)[1])
     except ImportError as exc:  # otel.OtelUnavailable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

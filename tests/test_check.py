@@ -212,6 +212,35 @@ def test_errors_in_several_nodes_are_all_reported(kflowc, write_workflow):
     assert [(d["code"], d["line"]) for d in found] == [("KF001", 3), ("KF001", 4), ("KF101", 5)]
 
 
+def test_timeout_on_code_that_never_awaits_is_noted(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("pure", "result = sum(range(10))", timeout=5)\n'
+        'builder.add_async_code("waits", "await asyncio.sleep(0)\\nresult = 1", timeout=5)\n'
+        'builder.add_async_code("nested", "async def f():\\n    await g()\\nresult = f", '
+        "timeout=5)\n"
+        'builder.add_async_code("locked", "async with lock:\\n    result = 1", timeout=5)\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    notes = [d for d in found if d["code"] == "KF113"]
+    assert [(d["severity"], d["line"]) for d in notes] == [("info", 3), ("info", 5)]
+    assert notes[0]["message"] == (
+        "node 'pure': timeout=5 is not applied, since its code never awaits and so cannot "
+        "be interrupted")
+    assert code == 0
+
+
+def test_code_that_never_awaits_gets_no_timeout_machinery():
+    from kflow import AsyncWorkflowBuilder, compile_workflow
+
+    builder = AsyncWorkflowBuilder("w")
+    builder.add_async_code("pure", "result = 1", timeout=5)
+    builder.add_async_code("waits", "await asyncio.sleep(0)\nresult = x", timeout=5)
+    builder.add_connection("pure", "result", "waits", "x")
+    source = compile_workflow(builder.build()).source
+    assert 'await ctx.call("pure", node_pure, timeout=None)' in source
+    assert "timeout=5" in source.split('"waits"', 1)[1]
+
+
 def test_code_that_can_end_without_result(kflowc, write_workflow):
     body = (
         'builder.add_async_code("fetch", """\n'

@@ -105,6 +105,12 @@ class Kind:
             node.location, f"assign the node's output to `{role.returns}`", severity="warning",
         )]
 
+    def may_await(self, a: NodeAnalysis) -> bool:
+        """Whether the node can suspend while it runs, so that a timeout can interrupt it.
+        A node that cannot gets no timeout machinery (decided here, at compile time); a
+        pattern awaits its own machinery, so by default every node can."""
+        return True
+
     # -- generation -------------------------------------------------------------------
 
     def emit(self, m: ModuleBuilder, a: NodeAnalysis) -> Emitted:

@@ -1,7 +1,8 @@
 """Workflow "robust", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `risky_operation`.
 """
 
 import asyncio
@@ -9,8 +10,8 @@ import time
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
@@ -52,39 +53,12 @@ async def node_robust_operation(*, risky_operation):
     return result
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "robust_operation",
-            node_robust_operation,
-            inputs=("risky_operation",),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "robust_operation",
+        node_robust_operation,
+        inputs=("risky_operation",),
     )
 
 
@@ -92,10 +66,26 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "24-52 25:11 27:13 28:14 30:16 31:17 32:18 33:19 34:20 35:21 36:22 37:23 38:24 39:25 41:27 42:28 44:30 45:31 47:33 48:34 49:35 50:36 52:37",
+        "node_robust_operation": "25-53 26:11 28:13 29:14 31:16 32:17 33:18 34:19 35:20 36:21 37:22 38:23 39:24 40:25 42:27 43:28 45:30 46:31 48:33 49:34 50:35 51:36 53:37",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("risky_operation",),
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

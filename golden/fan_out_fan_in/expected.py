@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
@@ -63,7 +63,7 @@ async def node_aggregator(*, data_a, data_b, data_c):
 
 
 async def chain_source(ctx: rt.Run) -> None:
-    await ctx.call("source", node_source)
+    await ctx.call("source", node_source, timeout=None)
     await ctx.call(
         "processor_a",
         node_processor_a,
@@ -86,12 +86,18 @@ async def chain_processor_c(ctx: rt.Run) -> None:
         "processor_c",
         node_processor_c,
         wires=(("input", "source", ("data",)),),
+        timeout=None,
     )
 
 
 async def chain_monitor(ctx: rt.Run) -> None:
     await ctx.wait("source")
-    await ctx.call("monitor", node_monitor, wires=(("stats", "source", ("metadata",)),))
+    await ctx.call(
+        "monitor",
+        node_monitor,
+        wires=(("stats", "source", ("metadata",)),),
+        timeout=None,
+    )
 
 
 async def chain_aggregator(ctx: rt.Run) -> None:
@@ -104,41 +110,18 @@ async def chain_aggregator(ctx: rt.Run) -> None:
             ("data_b", "processor_b", ()),
             ("data_c", "processor_c", ()),
         ),
+        timeout=None,
     )
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        await ctx.concurrently(
-            chain_source,
-            chain_processor_b,
-            chain_processor_c,
-            chain_monitor,
-            chain_aggregator,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_source,
+        chain_processor_b,
+        chain_processor_c,
+        chain_monitor,
+        chain_aggregator,
     )
 
 
@@ -155,6 +138,20 @@ SOURCE_MAP = rt.SourceMap(
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -1,13 +1,14 @@
 """Workflow "data_aggregation", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `crm_api`, `orders_api`, `inventory_api`, `analytics_api`.
 """
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
@@ -99,47 +100,21 @@ async def node_analyze(*, successful, failed):
     return result
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "multi_fetch",
-            node_multi_fetch,
-            inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
-        )
-        await ctx.call(
-            "analyze",
-            node_analyze,
-            wires=(
-                ("successful", "multi_fetch", ("successful",)),
-                ("failed", "multi_fetch", ("failed",)),
-            ),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "multi_fetch",
+        node_multi_fetch,
+        inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+    )
+    await ctx.call(
+        "analyze",
+        node_analyze,
+        wires=(
+            ("successful", "multi_fetch", ("successful",)),
+            ("failed", "multi_fetch", ("failed",)),
+        ),
+        timeout=None,
     )
 
 
@@ -147,14 +122,30 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "29-32 30:18 31:19 32:19",
-        "fetch_multi_fetch_orders": "36-39 37:22 38:23 39:23",
-        "fetch_multi_fetch_inventory": "43-46 44:26 45:27 46:27",
-        "fetch_multi_fetch_analytics": "50-53 51:30 52:31 53:31",
-        "node_analyze": "69-99 71:43 72:44 73:45 74:46 77:49 78:50 79:51 80:52 81:53 82:54 85:57 86:58 87:59 88:60 89:61 90:62 91:65 94:68 95:69 96:70 97:71 99:72",
+        "fetch_multi_fetch_customers": "30-33 31:18 32:19 33:19",
+        "fetch_multi_fetch_orders": "37-40 38:22 39:23 40:23",
+        "fetch_multi_fetch_inventory": "44-47 45:26 46:27 47:27",
+        "fetch_multi_fetch_analytics": "51-54 52:30 53:31 54:31",
+        "node_analyze": "70-100 72:43 73:44 74:45 75:46 78:49 79:50 80:51 81:52 82:53 83:54 86:57 87:58 88:59 89:60 90:61 91:62 92:65 95:68 96:69 97:70 98:71 100:72",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "service_integration"
 NODES = (
@@ -138,106 +138,51 @@ async def node_cache_store(*, lookup, data, cache):
     return await rt.cache_set(cache, lookup["key"], data, 1800.0)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    resources: dict | None = None,
-    registry: rt.ResourceRegistry | None = None,
-    environ: dict | None = None,
-    observer: rt.Observer | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope.
-
-    `resources` injects ready-made resource objects by name (tests, mocks), or is the
-    long-lived `open_resources()` of this process, which the run uses and leaves open;
-    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces).
-    """
-    if isinstance(resources, rt.Resources):
-        opened, owned = resources, False
-    else:
-        opened = rt.Resources(
-            RESOURCES, injected=resources, registry=registry, environ=environ
-        )
-        owned = True
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        resources=opened,
-        close_resources=owned,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "primary_service",
-            node_primary_service,
-            inputs=("request_data",),
-            resources=("primary_api",),
-            timeout=None,
-        )
-        await ctx.call(
-            "try_primary",
-            node_try_primary,
-            wires=(("primary_result", "primary_service", ()),),
-            timeout=10.0,
-            on_error=rt.Recover(),
-        )
-        await ctx.call(
-            "use_backup",
-            node_use_backup,
-            wires=(
-                ("primary_output", "try_primary", ()),
-                ("primary_error", "try_primary", None),
-            ),
-            inputs=("request_data",),
-            resources=("backup_api",),
-        )
-        await ctx.call(
-            "cache_check",
-            node_cache_check,
-            after=("use_backup",),
-            inputs=("item_id",),
-            resources=("cache",),
-        )
-        await ctx.call(
-            "fetch_fresh",
-            node_fetch_fresh,
-            wires=(("backup_result", "use_backup", ()), ("lookup", "cache_check", ())),
-            inputs=("item_id",),
-            resources=("primary_api",),
-        )
-        await ctx.call(
-            "cache_store",
-            node_cache_store,
-            wires=(("lookup", "cache_check", ()), ("data", "fetch_fresh", ())),
-            resources=("cache",),
-        )
-    return ctx.envelope()
-
-
-def open_resources(
-    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
-) -> rt.Resources:
-    """Resources for a long-lived process: each opens on first use and stays open for
-    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return rt.Resources(RESOURCES, registry=registry, environ=environ)
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "primary_service",
+        node_primary_service,
+        inputs=("request_data",),
+        resources=("primary_api",),
+        timeout=None,
+    )
+    await ctx.call(
+        "try_primary",
+        node_try_primary,
+        wires=(("primary_result", "primary_service", ()),),
+        timeout=10.0,
+        on_error=rt.Recover(),
+    )
+    await ctx.call(
+        "use_backup",
+        node_use_backup,
+        wires=(
+            ("primary_output", "try_primary", ()),
+            ("primary_error", "try_primary", None),
+        ),
+        inputs=("request_data",),
+        resources=("backup_api",),
+    )
+    await ctx.call(
+        "cache_check",
+        node_cache_check,
+        after=("use_backup",),
+        inputs=("item_id",),
+        resources=("cache",),
+    )
+    await ctx.call(
+        "fetch_fresh",
+        node_fetch_fresh,
+        wires=(("backup_result", "use_backup", ()), ("lookup", "cache_check", ())),
+        inputs=("item_id",),
+        resources=("primary_api",),
+    )
+    await ctx.call(
+        "cache_store",
+        node_cache_store,
+        wires=(("lookup", "cache_check", ()), ("data", "fetch_fresh", ())),
+        resources=("cache",),
     )
 
 
@@ -252,6 +197,22 @@ SOURCE_MAP = rt.SourceMap(
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    resources=RESOURCES,
+    required_inputs=REQUIRED_INPUTS,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

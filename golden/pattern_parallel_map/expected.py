@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "parallel_map"
 NODES = ("load", "enrich")
@@ -46,42 +46,15 @@ async def node_enrich(*, items, greeting):
     )
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("load", node_load)
-        await ctx.call(
-            "enrich",
-            node_enrich,
-            wires=(("items", "load", ("users",)),),
-            inputs=("greeting",),
-            timeout=None,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("load", node_load, timeout=None)
+    await ctx.call(
+        "enrich",
+        node_enrich,
+        wires=(("items", "load", ("users",)),),
+        inputs=("greeting",),
+        timeout=None,
     )
 
 
@@ -94,6 +67,21 @@ SOURCE_MAP = rt.SourceMap(
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

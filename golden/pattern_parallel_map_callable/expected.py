@@ -8,8 +8,8 @@ import functools
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "controlling_concurrency"
 NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
@@ -111,7 +111,7 @@ async def node_memory_intensive(*, items):
 
 
 async def chain_numbers(ctx: rt.Run) -> None:
-    await ctx.call("numbers", node_numbers)
+    await ctx.call("numbers", node_numbers, timeout=None)
     await ctx.call(
         "cpu_intensive",
         node_cpu_intensive,
@@ -140,36 +140,12 @@ async def chain_memory_intensive(ctx: rt.Run) -> None:
     )
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        await ctx.concurrently(
-            chain_numbers,
-            chain_io_intensive,
-            chain_memory_intensive,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_numbers,
+        chain_io_intensive,
+        chain_memory_intensive,
     )
 
 
@@ -184,6 +160,20 @@ SOURCE_MAP = rt.SourceMap(
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

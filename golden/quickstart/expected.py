@@ -1,13 +1,14 @@
 """Workflow "my_workflow", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `fetch_data`, `process_data`.
 """
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
@@ -29,41 +30,14 @@ async def node_process(*, input_data, process_data):
     return result
 
 
-async def run(
-    inputs: dict | None = None, *, observer: rt.Observer | None = None
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run."""
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        info=NODE_INFO,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("fetch", node_fetch, inputs=("fetch_data",))
-        await ctx.call(
-            "process",
-            node_process,
-            wires=(("input_data", "fetch", ()),),
-            inputs=("process_data",),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("fetch", node_fetch, inputs=("fetch_data",))
+    await ctx.call(
+        "process",
+        node_process,
+        wires=(("input_data", "fetch", ()),),
+        inputs=("process_data",),
     )
 
 
@@ -71,11 +45,27 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_fetch": "21-23 22:18 23:18",
-        "node_process": "27-29 28:23 29:23",
+        "node_fetch": "22-24 23:18 24:18",
+        "node_process": "28-30 29:23 30:23",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("fetch_data", "process_data"),
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -232,9 +232,14 @@ def _modules_of(fn: Any) -> list[types.ModuleType]:
     inner = getattr(fn, "func", None)  # functools.partial
     if inner is not None:
         names.add(getattr(inner, "__module__", None))
-        # run_many maps partial(_one, run, options): `run` is the generated module's.
-        names.update(getattr(arg, "__module__", None) for arg in getattr(fn, "args", ())
-                     if callable(arg))
+        # run_many maps partial(_one, run, options): `run` is the generated module's, the
+        # method of its rt.Program, which names the module (kflow_runtime.program).
+        for arg in getattr(fn, "args", ()):
+            if callable(arg):
+                names.add(getattr(arg, "__module__", None))
+                module = getattr(getattr(arg, "__self__", None), "module", None)
+                if isinstance(module, str):
+                    names.add(module)
     return [sys.modules[name] for name in names if name in sys.modules and name != "__main__"]
 
 
