@@ -73,16 +73,17 @@ def main(nodes: int, rounds: int) -> None:
     tracer_provider.add_span_processor(BatchSpanProcessor(Dropping(), max_queue_size=8192))
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     observer = OtelObserver(tracer_provider, meter_provider)
-    info = module.NODE_INFO
+    program = module.PROGRAM
+    info = program.info
     checks = run_module.otel_wanted
 
     async def baseline():
-        module.NODE_INFO = None
+        program.info = None
         run_module.otel_wanted = lambda: False
         try:
             return await module.run({})
         finally:
-            module.NODE_INFO = info
+            program.info = info
             run_module.otel_wanted = checks
 
     async def off():
