@@ -5,4 +5,4 @@
 """
 
 __version__ = "0.2.0"
-RUNTIME_INTERFACE = 1
+RUNTIME_INTERFACE = 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from kflow import graph
 from kflow.binding import AUTO_IMPORTS, BUILTINS, Binding, OptionalInput, bind
-from kflow.code_analysis import CodeAnalysis, analyse_code, body_lines
+from kflow.code_analysis import CodeAnalysis, analyse_code, body_lines, expression_lines
 from kflow.errors import CompileError, Diagnostic, error
 from kflow.ir import CodeBlock, Node, Resource, SourceLocation, Workflow
 from kflow.kinds import Kind, kind_named
@@ -90,6 +90,8 @@ class WorkflowAnalysis:
     runtime: Ident = Ident("rt")
     # Problems that stop a build; nodes that had one are missing from `nodes`.
     errors: tuple[Diagnostic, ...] = ()
+    # (name, module): installed modules node code reads unimported, imported on first use.
+    lazy_imports: tuple[tuple[str, str], ...] = ()
 
     def raise_errors(self) -> None:
         if self.errors:
@@ -161,7 +163,8 @@ def run_jobs(batch: list[Job]) -> list[CodeAnalysis | tuple[Diagnostic, ...]]:
         else:
             body += code.tail
             done[i] = replace(code, function_body=body, formatted=True,
-                              body_statement_lines=body_lines(body))
+                              body_statement_lines=body_lines(body),
+                              expression_lines=expression_lines(batch[i][0], body))
     return done
 
 
@@ -188,13 +191,18 @@ def _resource_jobs(resource: Resource, common: dict[str, Any]) -> list[Job]:
 
 def jobs(workflow: Workflow, runtime: str = "rt", format_code: bool = False) -> list[Job]:
     """Every code string `analyse` will analyse, with the options it will use."""
-    common = {"runtime": runtime, "format": format_code}
+    common = {"runtime": runtime, "format": format_code, "logger": logger_prefix(workflow)}
     found: list[Job] = []
     for node in workflow.nodes:
         found += _node_jobs(node, kind_named(node.kind), common)
     for resource in workflow.resources:
         found += _resource_jobs(resource, common)
     return found
+
+
+def logger_prefix(workflow: Workflow) -> str:
+    """Node code's `logging.getLogger(__name__)` is `kflow.<workflow>.<node>`."""
+    return f"kflow.{workflow.name}"
 
 
 def choose_runtime_alias(workflow: Workflow) -> Ident:
@@ -238,6 +246,7 @@ class _Analyser:
         self.format_code = format_code
         self.resource_kinds = {r.name: r.kind for r in workflow.resources}
         self.imports: set[str] = set()
+        self.lazy: set[tuple[str, str]] = set()
         self.exceptions: dict[str, str] = {}
         self.warnings: list[Diagnostic] = []
         self.errors: list[Diagnostic] = []
@@ -263,11 +272,12 @@ class _Analyser:
         return WorkflowAnalysis(
             workflow, nodes, tuple(sorted(self.imports)), self.exceptions,
             tuple(self.warnings), resource_codes, self.runtime, tuple(self.errors),
+            tuple(sorted(self.lazy)),
         )
 
     def code(self, block: CodeBlock, name: str, **options: Any) -> CodeAnalysis:
         return self.cache.code(block, name, runtime=self.runtime, format=self.format_code,
-                               **options)
+                               logger=logger_prefix(self.workflow), **options)
 
     def node(self, node: Node, connected: tuple[str, ...]) -> NodeAnalysis:
         kind = kind_named(node.kind)
@@ -284,10 +294,13 @@ class _Analyser:
             except CompileError as exc:
                 problems.extend(exc.diagnostics)
         codes = ([code] if code is not None else []) + [c for _, c in extra]
+        problems.extend(self.unknown_requested(node, codes))
         binding = bind(
             _ordered(name for c in codes for name in c.free_names),
             [o for c in codes for o in c.optional], node, connected=connected,
             resource_kinds=self.resource_kinds, wrapper_reads=kind.reads(node),
+            module_like=_module_like(codes),
+            locations={n: w for c in reversed(codes) for n, w in c.name_locations.items()},
         )
         handler, handler_binding = None, None
         spec = node.options.error_handler
@@ -299,10 +312,13 @@ class _Analyser:
                 problems.extend(exc.diagnostics)
             else:
                 handler_binding = bind(handler.free_names, handler.optional, node,
-                                       connected=connected, resource_kinds=self.resource_kinds)
+                                       connected=connected, resource_kinds=self.resource_kinds,
+                                       module_like=handler.module_like,
+                                       locations=handler.name_locations)
         for found in (binding, handler_binding):
             if found is not None:
                 self.imports.update(found.imports)
+                self.lazy.update(found.lazy)
                 self.warnings.extend(found.notes)
         resources = _ordered((*kind.resources(node), *binding.resources,
                               *(handler_binding.resources if handler_binding else ())))
@@ -318,6 +334,25 @@ class _Analyser:
             raise CompileError(problems)
         return NodeAnalysis(node, kind, code, binding, resources, handler, handler_binding,
                             tuple(extra))
+
+    def unknown_requested(self, node: Node, codes: list[CodeAnalysis]) -> list[Diagnostic]:
+        """KF006: `await get_resource("name")` of a resource the workflow never declares."""
+        from kflow.values import did_you_mean
+
+        found = []
+        for code in codes:
+            for name, where in code.get_resources.items():
+                if name not in self.resource_kinds:
+                    declared = sorted(self.resource_kinds)
+                    found.append(Diagnostic(
+                        "KF006", f"node {node.id!r}: get_resource({name!r}) asks for a "
+                        "resource the workflow does not declare", where,
+                        did_you_mean(name, declared) or (
+                            f"the declared resources are {', '.join(declared)}" if declared
+                            else f"declare it first, e.g. builder.with_database({name!r}, ...)"
+                        ),
+                    ))
+        return found
 
     def resource(self, resource: Resource) -> tuple[tuple[str, CodeAnalysis], ...]:
         """A custom resource's inlined callables: self-contained, but for stdlib modules."""
@@ -355,6 +390,17 @@ def inlined_secrets(resource: Resource, role: str, block: CodeBlock) -> list[Dia
             f"module then reads it from the environment (KFLOW_{resource.name.upper()}_...)",
             severity="warning",
         ))
+    return found
+
+
+def _module_like(codes: list[CodeAnalysis]) -> dict[str, frozenset[str]]:
+    """Names every code string of the node reads only as `name.attr`, with the attrs."""
+    found: dict[str, frozenset[str]] = {}
+    bare = {n for c in codes for n in c.free_names if n not in c.module_like}
+    for code in codes:
+        for name, attributes in code.module_like.items():
+            if name not in bare:
+                found[name] = found.get(name, frozenset()) | attributes
     return found
 
 

@@ -14,7 +14,7 @@ from kflow.analyze import analyse
 from kflow.codegen import ModuleBuilder
 from kflow.errors import Diagnostic
 from kflow.format import assemble
-from kflow.ir import SecretRef, Workflow
+from kflow.ir import EnvRef, SecretRef, Workflow
 from kflow.parallel import Workers
 
 
@@ -24,6 +24,9 @@ class CompiledModule:
     warnings: tuple[Diagnostic, ...]
     env_vars: tuple[str, ...]  # secrets the module reads from the environment
     workflow_inputs: tuple[str, ...]  # required inputs, those only an error handler reads too
+    # Settings workflow.py read with os.getenv, which the module reads when it runs:
+    # (variable, "resource.setting", default).
+    config_vars: tuple[tuple[str, str, str | None], ...] = ()
 
 
 def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> CompiledModule:
@@ -37,8 +40,33 @@ def compile_workflow(workflow: Workflow, *, source_file: str | None = None) -> C
         analysis = analyse(workflow, workers=workers, format_code=True)
         analysis.raise_errors()
         source = assemble(ModuleBuilder(analysis, source_file).build(), workers=workers)
-    return CompiledModule(source, analysis.warnings, _secret_vars(workflow),
-                          analysis.required_inputs)
+    from kflow.builder import runtime_extras
+
+    warnings = (*analysis.warnings, *runtime_extras(workflow).notes)
+    # The module declares only the resources some node uses.
+    used = {dict(a.resource_aliases).get(n, n) for a in analysis.nodes.values()
+            for n in a.resources}
+    return CompiledModule(source, warnings, _secret_vars(workflow),
+                          analysis.required_inputs, _config_vars(workflow, used))
+
+
+def _config_vars(workflow: Workflow, used: set[str]) -> tuple[tuple[str, str, str | None], ...]:
+    found: list[tuple[str, str, str | None]] = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, EnvRef):
+            found.append((value.env, where, value.default))
+        elif isinstance(value, dict) or hasattr(value, "items"):
+            for key, item in value.items():  # type: ignore[attr-defined]
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, tuple | list):
+            for i, item in enumerate(value):
+                walk(item, f"{where}[{i}]")
+
+    for resource in workflow.resources:
+        if resource.name in used:
+            walk(resource.settings, resource.name)
+    return tuple(found)
 
 
 def _secret_vars(workflow: Workflow) -> tuple[str, ...]:

@@ -10,11 +10,15 @@ resource of that kind), an auto-imported stdlib module, a builtin, an optional i
 from __future__ import annotations
 
 import builtins
+import importlib
+import importlib.util
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kflow.errors import Diagnostic
-from kflow.ir import Node
+from kflow.ir import Node, SourceLocation
 
 # Modules the guide's examples use without importing them.
 AUTO_IMPORTS = frozenset(
@@ -25,6 +29,11 @@ AUTO_IMPORTS = frozenset(
     }
 )
 BUILTINS = frozenset(dir(builtins))
+
+# Conventional aliases of modules, imported under them when code reads them unimported.
+MODULE_ALIASES = {"np": "numpy", "pd": "pandas"}
+# Standard modules never imported to look at them (importing one has an effect).
+_NOT_PROBED = frozenset({"antigravity", "this", "__main__", "__hello__", "__phello__"})
 
 # The names the guide's code uses for "the" resource of a kind.
 CONVENTIONAL_NAMES = {"db": "database", "http": "http", "api": "http", "cache": "cache"}
@@ -49,7 +58,8 @@ class Binding:
     resources: tuple[str, ...] = ()  # parameter names of resources
     aliases: tuple[tuple[str, str], ...] = ()  # (parameter, resource): `db` for "main_db"
     imports: tuple[str, ...] = ()  # auto-imported stdlib modules
-    notes: tuple[Diagnostic, ...] = ()  # KF103: a conventional name taken to mean a resource
+    lazy: tuple[tuple[str, str], ...] = ()  # (name, module): imported on first use
+    notes: tuple[Diagnostic, ...] = ()  # KF103 (a name taken to mean a resource), KF111
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -67,11 +77,15 @@ def bind(
     connected: Iterable[str],
     resource_kinds: Mapping[str, str],
     wrapper_reads: Iterable[str] = (),
+    module_like: Mapping[str, frozenset[str]] | None = None,
+    locations: Mapping[str, SourceLocation | None] | None = None,
 ) -> Binding:
     """Bind the free `names` (in order) and `optional` inputs of code of `node`.
 
     `wrapper_reads` are inputs the pattern's generated wrapper takes itself (a parallel
     map's items): fed by a connection, or else required inputs, never builtins.
+    `module_like` are the free names the code reads only as `name.attr` (with the attrs):
+    one that is an installed module (or `np` / `pd`) is imported lazily, not an input.
     """
     connected = tuple(connected)  # in first-connection order, which parameters keep
     wrapper_reads = tuple(wrapper_reads)
@@ -80,7 +94,9 @@ def bind(
     resources: list[str] = []
     aliases: dict[str, str] = {}
     imports: list[str] = []
+    lazy: list[tuple[str, str]] = []
     notes: list[Diagnostic] = []
+    module_like = module_like or {}
     optional = tuple(optional)
     seen: set[str] = set()
     for name in (*names, *wrapper_reads, *(o.name for o in optional)):
@@ -109,6 +125,17 @@ def bind(
                 f"name the resource {name!r}, or use `{alias}` in the code, to say so "
                 "explicitly", severity="info",
             ))
+        elif name in module_like and (module := installed_module(
+                name, module_like[name])) is not None:
+            lazy.append((name, module))
+            shown = module if module == name else f"{module} (as {name})"
+            notes.append(Diagnostic(
+                "KF111", f"node {node.id!r}: `{name}` is taken to be the installed module "
+                f"{shown}, imported when first used",
+                (locations or {}).get(name) or node.location,
+                f"import it in the code to say so, or connect an input named {name!r}",
+                severity="info",
+            ))
         else:
             inputs.append(name)
     return Binding(
@@ -118,6 +145,7 @@ def bind(
         resources=tuple(resources),
         aliases=tuple(aliases.items()),
         imports=tuple(imports),
+        lazy=tuple(lazy),
         notes=tuple(notes),
     )
 
@@ -137,3 +165,29 @@ def _conventional_alias(name: str, node: Node, kinds: Mapping[str, str]) -> str 
         return None
     matches = [r for r in node.options.required_resources if kinds.get(r) == kind]
     return matches[0] if len(matches) == 1 else None
+
+
+@lru_cache(maxsize=512)
+def installed_module(name: str, attributes: frozenset[str]) -> str | None:
+    """The module a free name read only as `name.attr` stands for, if any: `np` / `pd`,
+    a standard module that has every attr read (imported to see; they are cheap), or a
+    package installed in site-packages (found, not imported: numpy costs 100 ms). A
+    workflow input such as `token.split()` is not taken for the `token` module."""
+    if name in MODULE_ALIASES:
+        return MODULE_ALIASES[name]
+    if name in sys.stdlib_module_names:
+        if name in _NOT_PROBED or name.startswith("_"):
+            return None
+        try:
+            module = importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module that cannot load is not a module here
+            return None
+        return name if all(hasattr(module, a) for a in attributes) else None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = (spec.origin or "") if spec is not None else ""
+    if "site-packages" in origin or "dist-packages" in origin:
+        return name
+    return None

@@ -47,6 +47,8 @@ class RuntimeExtras:
 
     secrets: dict[str, str] = field(default_factory=dict)
     registry: Any = None
+    # Diagnostics about how the workflow file was run (kflow.envprov's KF112).
+    notes: list[Any] = field(default_factory=list)
 
 
 # Keyed by the identity of a built Workflow (equal workflows may carry different
@@ -110,8 +112,17 @@ class AsyncWorkflowBuilder:
             return Node(node_id, kind, code, options or NodeOptions(), params,
                         location=site.location, codes=codes)
 
-    def add_node(self, node: Node) -> str:
-        """Add a fully formed IR node (patterns use this); returns its id."""
+    def add_node(self, node: Node | str, node_id: Any = None, config: Any = None,
+                 **options: Any) -> str:
+        """Add a fully formed IR node (patterns use this); returns its id.
+
+        Kailash's spelling, `add_node("AsyncPythonCodeNode" | "PythonCodeNode", node_id,
+        {"code": ...})`, adds a code node (a PythonCodeNode's sync code runs in a thread).
+        """
+        if not isinstance(node, Node):
+            from kflow.kinds.python_code import add_kailash_node
+
+            return add_kailash_node(self, node, node_id, config, **options)
         if node.id in self._nodes:
             first = self._nodes[node.id].location
             raise error(
@@ -214,11 +225,14 @@ class AsyncWorkflowBuilder:
 
     def _resource(self, name: str, kind: str, settings: dict[str, Any], site: CallSite,
                   codes: tuple[tuple[str, CodeBlock], ...] = ()) -> Resource:
+        from kflow.envprov import env_refs
+
         try:
             public, secret_values = split_secrets(name, settings)
         except ValueError as exc:
             raise error("KF019", f"resource {name!r}: {exc}", site.location,
                         "give the two credentials different names") from None
+        public = env_refs(public)  # os.getenv values stay read from the environment
         with located(site.location, "KF019"):
             resource = Resource(name, kind, public, site.location, codes)
         self._extras.secrets.update(secret_values)

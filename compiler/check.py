@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from kflow.analyze import NodeAnalysis, WorkflowAnalysis, analyse, input_targets
 from kflow.errors import CompileError, Diagnostic
 from kflow.ir import ORDER_ONLY, Workflow
+from kflow_runtime.run import DEFAULT_TIMEOUT
 
 # Promoted to an error by --strict: a typo in node code silently becomes an input.
 STRICT_ERRORS = frozenset({"KF101"})
@@ -62,11 +63,82 @@ def check(workflow: Workflow, *, strict: bool = False) -> CheckReport:
         analysis = analyse(workflow)
     except CompileError as exc:
         return CheckReport(list(exc.diagnostics))
-    diagnostics = [*analysis.errors, *analysis.warnings, *lint(analysis)]
+    from kflow.builder import runtime_extras
+
+    diagnostics = [*analysis.errors, *analysis.warnings, *lint(analysis),
+                   *runtime_extras(workflow).notes]
     if strict:
         diagnostics = [_promote(d) if d.code in STRICT_ERRORS else d for d in diagnostics]
     diagnostics.sort(key=_position)
     return CheckReport(diagnostics)
+
+
+# Methods of the clients node code reaches (aiohttp, asyncpg, redis, an SDK).
+_CLIENT_METHODS = frozenset({
+    "get", "post", "put", "patch", "delete", "head", "request", "fetch", "fetchrow",
+    "fetchval", "execute", "executemany", "acquire", "query", "send", "call", "set",
+    "hget", "hset", "publish", "json", "close",
+})
+
+
+def _input_hint(name: str, node_id: str, codes: tuple, workflow_globals: dict[str, str]
+                ) -> str:
+    """KF101's hint: how to pass the input, or what the name probably is."""
+    plain = (f"pass it with run({{{name!r}: ...}}) or --inputs, connect it with "
+             f"add_connection(..., {node_id!r}, {name!r}), or fix the name")
+    defined = workflow_globals.get(name)
+    if defined is not None:
+        how = ("import it in the code string" if defined == "imported" else
+               "define it in the code string (or pass it as an input, "
+               f"run({{{name!r}: ...}}))")
+        if defined == "a function defined":
+            how += (f"; a function that makes a client can be a resource: "
+                    f"require_resource({name!r}, {name})")
+        return (f"`{name}` is {defined} in workflow.py, but node code cannot see workflow.py's "
+                f"globals (it is compiled into a module of its own): {how}")
+    methods = set().union(*(c.module_like.get(name, frozenset()) for c in codes))
+    if methods & _CLIENT_METHODS:
+        shown = sorted(methods & _CLIENT_METHODS)[0]
+        return (f"`{name}.{shown}(...)` reads like a client: declare it, e.g. "
+                f"builder.with_http_client({name!r}, base_url=...) for an HTTP API, "
+                f"with_database({name!r}, ...) / with_cache({name!r}, ...), or "
+                f"require_resource({name!r}, factory) for another client; or {plain}")
+    if any(name in c.awaited for c in codes):
+        return (f"`await {name}(...)` calls a function nothing defines: define it in the code "
+                f"string, pass a coroutine function in-process (run({{{name!r}: fn}})), or "
+                f"make the client it stands for a resource (require_resource({name!r}, "
+                "factory) / with_http_client)")
+    return plain
+
+
+def _file_globals(path: str | None) -> dict[str, str]:
+    """What workflow.py binds at top level: name -> "a function" / "a class" / "a value"
+    / "an import" (read with ast, so the file is not run again)."""
+    import ast
+    import linecache
+
+    if not path:
+        return {}
+    try:
+        tree = ast.parse("".join(linecache.getlines(path)))
+    except (SyntaxError, ValueError):
+        return {}
+    found: dict[str, str] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            found[stmt.name] = "a function defined"
+        elif isinstance(stmt, ast.ClassDef):
+            found[stmt.name] = "a class defined"
+        elif isinstance(stmt, ast.Import | ast.ImportFrom):
+            for alias in stmt.names:
+                found[(alias.asname or alias.name).split(".")[0]] = "imported"
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                for node in ast.walk(target):
+                    if isinstance(node, ast.Name):
+                        found[node.id] = "a value assigned"
+    return found
 
 
 def _promote(diagnostic: Diagnostic) -> Diagnostic:
@@ -82,6 +154,7 @@ def _position(d: Diagnostic) -> tuple:
 def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
     workflow = analysis.workflow
     found: list[Diagnostic] = []
+    workflow_globals = _file_globals(workflow.source_file)
     for node_id, node in analysis.nodes.items():
         codes = node.codes
         for name in (*node.workflow_inputs, *node.handler_inputs):
@@ -90,11 +163,19 @@ def lint(analysis: WorkflowAnalysis) -> list[Diagnostic]:
             found.append(Diagnostic(
                 "KF101", f"node {node_id!r} reads `{name}`, which no connection, resource or "
                 "module provides: it becomes a required workflow input", where,
-                f"pass it with run({{{name!r}: ...}}) or --inputs, connect it with "
-                f"add_connection(..., {node_id!r}, {name!r}), or fix the name",
+                _input_hint(name, node_id, codes, workflow_globals),
                 severity="warning",
             ))
-        for code in codes:
+        timeout = node.node.options.timeout
+        if timeout is not None and timeout != DEFAULT_TIMEOUT and not node.kind.may_await(node):
+            found.append(Diagnostic(
+                "KF113", f"node {node_id!r}: timeout={timeout:g} is not applied, since its code "
+                "never awaits and so cannot be interrupted", node.node.location,
+                "a timeout bounds a node's awaits; drop timeout=, or run CPU-bound work in a "
+                "thread (`await asyncio.to_thread(fn)`) so that it can be bounded",
+                severity="info",
+            ))
+        for code in () if node.kind.runs_off_loop else codes:
             for call, where in code.blocking_calls:
                 found.append(Diagnostic(
                     "KF108", f"node {node_id!r}: {call} blocks the event loop in async code",

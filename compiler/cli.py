@@ -84,6 +84,10 @@ def _summary(compiled: CompiledModule) -> None:
         click.echo("workflow inputs: " + ", ".join(compiled.workflow_inputs), err=True)
     if compiled.env_vars:
         click.echo("reads secrets from the environment: " + ", ".join(compiled.env_vars), err=True)
+    if compiled.config_vars:
+        click.echo("reads configuration from the environment when it runs: " + ", ".join(
+            f"{var} -> {where} (default {default!r})" for var, where, default in
+            compiled.config_vars), err=True)
 
 
 def _version_message() -> str:
@@ -142,8 +146,10 @@ def build(workflow_file: str, output: str | None, name: str | None, emit_ir: str
 @click.option("--name", help="module attribute holding the workflow")
 @click.option("--quiet", is_flag=True, help="no progress on stderr, only the envelope")
 @click.option("--trace", type=click.Path(dir_okay=False), help="write a Chrome trace JSON")
+@click.option("--otel", is_flag=True,
+              help="send OpenTelemetry spans and metrics over OTLP/HTTP (OTEL_* variables)")
 def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str | None,
-        quiet: bool, trace: str | None) -> None:
+        quiet: bool, trace: str | None, otel: bool) -> None:
     """Compile WORKFLOW_FILE in memory, run it once and print the envelope.
 
     Progress goes to stderr: a live view on a terminal, a line per event otherwise.
@@ -156,6 +162,7 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
         make_observer,
         parse_inputs,
         run_interruptible,
+        start_otel,
     )
     from kflow_runtime.envelope import to_json
 
@@ -173,11 +180,20 @@ def run(workflow_file: str, inputs_json: str, inputs_file: str | None, name: str
     except CompileError as exc:
         _report(exc.diagnostics)
         sys.exit(EXIT_COMPILE)
+    try:
+        flush = start_otel(otel, workflow.name)
+    except ImportError as exc:  # kflow_runtime.otel.OtelUnavailable
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     observer = make_observer(not quiet, trace)
     # Ctrl-C and SIGTERM cancel the run as in a shipped module: one line, the envelope.
-    envelope, interrupt = run_interruptible(
-        lambda: runtime.execute_workflow_async(workflow, inputs, observer=observer)
-    )
+    try:
+        envelope, interrupt = run_interruptible(
+            lambda: runtime.execute_workflow_async(workflow, inputs, observer=observer)
+        )
+    finally:
+        if flush is not None:
+            flush()
     if interrupt.signum is not None:
         envelope = interrupt.envelope
     if envelope is not None:

@@ -21,7 +21,7 @@ from kflow.analyze import NodeAnalysis, WorkflowAnalysis, input_targets
 from kflow.code_analysis import CodeAnalysis
 from kflow.errors import error
 from kflow.fingerprint import node_fingerprints
-from kflow.ir import Node, SecretRef
+from kflow.ir import EnvRef, Node, SecretRef
 from kflow.layout import Call, Source
 from kflow.layout import literal as flat
 from kflow.pieces import Emitted, NodeFunction, Param, PatternPiece
@@ -61,11 +61,20 @@ class ModuleContext:
     node_ids: tuple[str, ...]
     # node -> (its fingerprint, the nodes it reads): what a durable run checks on resume.
     durable: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # node id -> (kind, "workflow.py:LINE" or None): what observers (OpenTelemetry) report.
+    node_info: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     resources: list[tuple[str, Code]] = field(default_factory=list)  # (name, spec source)
     resource_functions: list[NodeFunction] = field(default_factory=list)
     uses_resources: bool = False
+    # The wiring function (`run_nodes(ctx)`) and the Program built from it at the end.
+    run_nodes: Ident = Ident("run_nodes")
+    program: Call | None = None
+    # Required inputs that are functions or clients: the module says how to pass them.
+    not_json: tuple[str, ...] = ()
     interface: int = RUNTIME_INTERFACE
     kflow_version: str = __version__
+    # (name, module): modules node code reads unimported, imported when first used.
+    lazy_imports: list[tuple[Ident, str]] = field(default_factory=list)
 
     @property
     def single_chain(self) -> bool:
@@ -211,6 +220,28 @@ class ModuleBuilder:
             if piece is not None
         ]
         resources = self.resource_declarations()
+        not_json = tuple(
+            name for name, nodes in required.items()
+            if any(name in code.called_names for n in nodes
+                   for code in self.analysis.nodes[n].codes)
+        )
+        run_nodes = self.scope.define("run", "nodes")
+        program_options: list[tuple[str, Any]] = [
+            ("info", Source("NODE_INFO")),
+            ("source_map", Source("SOURCE_MAP")),
+            ("module_file", Source("__file__")),
+            ("module", Source("__name__")),
+        ]
+        if self.used_resources:
+            program_options.append(("resources", Source("RESOURCES")))
+        if required:
+            program_options.append(("required_inputs", Source("REQUIRED_INPUTS")))
+        if not_json:
+            program_options.append(("not_json", not_json))
+        program_options.append(("durable", Source("DURABLE")))
+        program = Call(f"{self.rt}.Program",
+                       (Source("WORKFLOW"), Source("NODES"), Source(run_nodes)),
+                       tuple(program_options))
         lines = {f"import {name}" for name in self.imports} | set(self.scope.imports())
         return ModuleContext(
             workflow=self.workflow.name,
@@ -223,9 +254,14 @@ class ModuleBuilder:
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
             durable=self.durable_table(),
+            node_info={n.id: (n.kind, self.location(n)) for n in self.workflow.nodes},
             resources=resources,
             resource_functions=self.resource_functions,
             uses_resources=bool(self.used_resources),
+            run_nodes=run_nodes,
+            program=program,
+            not_json=not_json,
+            lazy_imports=[(Ident(n), m) for n, m in self.analysis.lazy_imports],
         )
 
     def durable_table(self) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -312,8 +348,11 @@ class ModuleBuilder:
             )
             if value
         ]
-        if options.timeout != DEFAULT_TIMEOUT:
-            kwargs.append(("timeout", options.timeout))
+        timeout = options.timeout
+        if timeout is not None and not analysis.kind.may_await(analysis):
+            timeout = None  # nothing could interrupt it: no timer, no watch (kflowc check: KF113)
+        if timeout != DEFAULT_TIMEOUT:
+            kwargs.append(("timeout", timeout))
         if options.retry is not None:
             kwargs.append(("retry", self.retry_policy(node)))
         if options.error_handler is not None:
@@ -369,6 +408,8 @@ def _settings_source(value: Any, rt: Ident) -> Any:
     (raises TypeError for a value no literal can hold)."""
     if isinstance(value, SecretRef):
         return Call(f"{rt}.Secret", (value.env,))
+    if isinstance(value, EnvRef):  # read by workflow.py with os.getenv: read when it runs
+        return Call(f"{rt}.Env", (value.env, value.default))
     if isinstance(value, Mapping):
         return {k: _settings_source(v, rt) for k, v in value.items()}
     if isinstance(value, tuple | list):

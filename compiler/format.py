@@ -145,7 +145,15 @@ def assemble(module: ModuleContext, *, workers: Workers | None = None) -> str:
 def _entry(offset: int, start: int, end: int, lines: list[int], code: CodeAnalysis) -> str:
     """ "first-last module:user module:user ..." for one function (see SourceMap)."""
     pairs = sorted(zip((offset + n for n in lines), code.statement_lines, strict=False))
-    return " ".join([f"{offset + start}-{offset + end}", *(f"{g}:{u}" for g, u in pairs)])
+    if code.expression_lines:  # lines inside multi-line statements (the statement's first)
+        known = {g for g, _ in pairs}
+        extra = {offset + lines[i] + delta: user for i, delta, user in code.expression_lines
+                 if i < len(lines)}
+        pairs = sorted([*pairs, *((g, u) for g, u in extra.items() if g not in known)])
+    # Where the code can end without its `result`, so that failure names that line.
+    ends = [f"end:{','.join(map(str, code.unset_ends))}"] if code.unset_ends else []
+    return " ".join([f"{offset + start}-{offset + end}", *(f"{g}:{u}" for g, u in pairs),
+                     *ends])
 
 
 def with_source_map(formatted: str, source_file: str, entries: dict[str, str],

@@ -37,9 +37,9 @@ from kflow.values import (
 from kflow_runtime.patterns.retry import RetryPolicy
 
 __all__ = [
-    "IR_VERSION", "ORDER_ONLY", "CodeBlock", "Connection", "ErrorHandlerSpec", "FrozenDict",
-    "Node", "NodeOptions", "Resource", "SecretRef", "SourceLocation", "Workflow", "freeze",
-    "thaw",
+    "IR_VERSION", "ORDER_ONLY", "CodeBlock", "Connection", "EnvRef", "ErrorHandlerSpec",
+    "FrozenDict", "Node", "NodeOptions", "Resource", "SecretRef", "SourceLocation", "Workflow",
+    "freeze", "thaw",
 ]
 
 # Version 2: node parameters are typed per kind; retry policies are kflow_runtime's RetryPolicy.
@@ -60,7 +60,7 @@ def _optional(value: Any, cls: type, name: str) -> None:
 
 def _setting(value: Any, name: str) -> Any:
     """A resource setting: JSON-like data whose leaves may be secrets."""
-    if isinstance(value, SecretRef):
+    if isinstance(value, SecretRef | EnvRef):
         return value
     if isinstance(value, Mapping):
         return {text(k, f"{name} key") if isinstance(k, str) else _bad_key(k, name):
@@ -82,6 +82,20 @@ class SecretRef:
 
     def __post_init__(self) -> None:
         identifier(self.env, "secret variable name")
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """A resource setting that workflow.py read with `os.getenv(env, default)`: the
+    module reads the same variable when it runs, `default` when it is unset."""
+
+    env: str
+    default: str | None = None
+
+    def __post_init__(self) -> None:
+        text(self.env, "environment variable name")
+        if self.default is not None:
+            text(self.default, "environment variable default")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from kflow.ir import (
     IR_VERSION,
     CodeBlock,
     Connection,
+    EnvRef,
     ErrorHandlerSpec,
     Node,
     NodeOptions,
@@ -39,6 +40,8 @@ def encode(obj: Any) -> Any:
         return obj.to_json()
     if isinstance(obj, SecretRef):
         return {"__secret__": obj.env}
+    if isinstance(obj, EnvRef):
+        return {"__env__": obj.env, "default": obj.default}
     if is_dataclass(obj):
         out = {f.name: encode(getattr(obj, f.name)) for f in fields(obj)}
         if isinstance(obj, Workflow):
@@ -212,6 +215,8 @@ def _settings(value: Any, path: Path) -> Any:
     if isinstance(value, dict):
         if set(value) == {"__secret__"}:
             return _build(SecretRef, {"env": value["__secret__"]}, path)
+        if set(value) == {"__env__", "default"}:
+            return _build(EnvRef, {"env": value["__env__"], "default": value["default"]}, path)
         return {k: _settings(v, path + (k,)) for k, v in value.items()}
     if isinstance(value, list):
         return [_settings(v, path + (i,)) for i, v in enumerate(value)]

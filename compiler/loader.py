@@ -52,10 +52,21 @@ def load_file(path: str, name: str | None = None) -> tuple[Workflow, dict[str, A
     locate.clear_cache()
     directory = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, directory)
+    from kflow.envprov import tracking, unused_reads
+
     try:
-        with kailash_aliases():
+        with kailash_aliases(), tracking() as reads:
             namespace = _run_file(path)
-            return _pick(namespace, path, name), namespace
+            workflow = _pick(namespace, path, name)
+        notes = unused_reads(reads, workflow)
+        if notes:
+            from kflow.builder import _EXTRAS, RuntimeExtras, attach_extras
+
+            extras = _EXTRAS.get(id(workflow))
+            if extras is None:
+                attach_extras(workflow, extras := RuntimeExtras())
+            extras.notes.extend(notes)
+        return workflow, namespace
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(directory)
@@ -71,10 +82,11 @@ def _run_file(path: str) -> dict[str, Any]:
     except (BadValue, RetryPolicyError) as exc:
         raise _bad_policy(exc, path) from None
     except SyntaxError as exc:
+        cause, hint = _syntax_cause(path, exc)
         raise error(
-            "KF021", f"{path} is not valid Python: {exc.msg}",
+            "KF021", f"{path} is not valid Python: {exc.msg}{cause}",
             SourceLocation(path, exc.lineno or 1, max((exc.offset or 1) - 1, 0)),
-            "fix the syntax; a workflow file runs as a normal Python module",
+            hint or "fix the syntax; a workflow file runs as a normal Python module",
         ) from None
     except Exception as exc:  # noqa: BLE001 - the user's file failed; say where, not how kflow failed
         raise error(
@@ -83,6 +95,58 @@ def _run_file(path: str) -> dict[str, Any]:
             f"{os.path.basename(path)}` to see the full traceback (the guide's kailash "
             "imports work there)",
         ) from None
+
+
+_OUTSIDE = ("'await' outside function", "'async with' outside async function",
+            "'async for' outside async function", "asynchronous comprehension outside")
+_TRIPLE = ('"' * 3, "'" * 3)
+
+
+def _syntax_cause(path: str, exc: SyntaxError) -> tuple[str, str | None]:
+    """Why a workflow file is not Python, for the two mistakes the guide's own snippets
+    lead to: top-level `await`, and a code string holding triple quotes (an SQL string in
+    triple quotes inside the triple-quoted code string ends the code string early)."""
+    if any(exc.msg.startswith(text) for text in _OUTSIDE):
+        return ("", "kflowc runs workflow.py as a plain module to build the workflow, and a "
+                "module cannot `await` at top level: the guide's `await runtime."
+                "execute_workflow_async(...)` belongs in an `async def` (a test, or `async def "
+                "main()` run by `asyncio.run(main())` under `if __name__ == \"__main__\":`); "
+                "or build the module and run it with `python out.py --inputs ...`")
+    nested = _nested_triple_quotes(path)
+    if nested is None:
+        return "", None
+    opened, first, second, quote = nested
+    other = _TRIPLE[1] if quote == _TRIPLE[0] else _TRIPLE[0]
+    return (f" (the code string opened at line {opened} holds {quote} at lines {first} and "
+            f"{second}, which ends it early)",
+            f"write the inner string with {other} (or the code string with {other})")
+
+
+def _nested_triple_quotes(path: str) -> tuple[int, int, int, str] | None:
+    """(line of the outer string's opening, lines of the inner pair, the quote) when
+    swapping the quotes on one pair of lines holding triple quotes makes the file parse:
+    then a triple-quoted string inside a triple-quoted one is the cause."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for quote in _TRIPLE:
+        other = _TRIPLE[1] if quote == _TRIPLE[0] else _TRIPLE[0]
+        holding = [i for i, line in enumerate(lines) if quote in line][:60]
+        for a, b in zip(holding, holding[1:], strict=False):
+            changed = list(lines)
+            changed[a] = changed[a].replace(quote, other)
+            changed[b] = changed[b].replace(quote, other)
+            try:
+                compile("\n".join(changed), path, "exec", dont_inherit=True)
+            except SyntaxError:
+                continue
+            except ValueError:
+                return None
+            before = [i for i in holding if i < a]
+            return (before[-1] + 1 if before else a + 1), a + 1, b + 1, quote
+    return None
 
 
 def _exited(exc: SystemExit, path: str, what: str) -> CompileError:

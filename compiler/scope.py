@@ -23,8 +23,8 @@ from kflow.pysource import Ident
 
 # Public names every module defines (API of the module; never renamed).
 MODULE_API = frozenset({
-    "run", "run_many", "open_resources", "WORKFLOW", "NODES", "REQUIRED_INPUTS", "RESOURCES",
-    "SOURCE_MAP",
+    "run", "run_many", "open_resources", "WORKFLOW", "NODES", "NODE_INFO", "REQUIRED_INPUTS",
+    "RESOURCES", "SOURCE_MAP", "PROGRAM",
 })
 # Parameters and locals of run(), run_many() and chain functions (templates/runner.py.j2):
 # module-level names they read must not be hidden by these.

@@ -117,7 +117,11 @@ def split_secrets(resource: str, settings: Mapping[str, Any]) -> tuple[dict, dic
                 return [[name, walk(v, (*path, name))] for name, v in value]
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if is_secret(path, value):
-            name = env_name(resource, "_".join(_label(path)))
+            # Read from the environment by workflow.py (os.getenv): from the same variable.
+            read = getattr(value, "read", None)
+            name = read.var if read is not None else env_name(resource, "_".join(_label(path)))
+            if read is not None:
+                read.used = True
             text = str(value)
             if values.get(name, text) != text:
                 raise ValueError(f"two secrets of resource {resource!r} would be read from "

@@ -94,6 +94,97 @@ class OptionalInputs(cst.CSTTransformer):
         )
 
 
+class LoggerNames(cst.CSTTransformer):
+    """`logging.getLogger(__name__)` -> `logging.getLogger("kflow.<workflow>.<node>")`.
+
+    In the guide's node code `__name__` means "this code": compiled, it would be the
+    generated module's name (`kflow_generated_<hash>`, or `__main__`), so the logger gets
+    the node's own readable name instead.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.changed = 0
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        func = updated.func
+        called = func.attr.value if isinstance(func, cst.Attribute) else (
+            func.value if isinstance(func, cst.Name) else None)
+        if called != "getLogger" or len(updated.args) != 1:
+            return updated
+        arg = updated.args[0]
+        if arg.keyword is not None or arg.star or not (
+                isinstance(arg.value, cst.Name) and arg.value.value == "__name__"):
+            return updated
+        self.changed += 1
+        value = cst.SimpleString(_quoted(self.name))
+        return updated.with_changes(args=[arg.with_changes(value=value)])
+
+
+def _quoted(text: str) -> str:
+    """`text` as a double-quoted Python string literal (black's choice of quotes)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+class GetResource(cst.CSTTransformer):
+    """`await get_resource("name")` -> `name`, the declared resource's parameter.
+
+    Kailash's node code reaches a resource this way; kflow passes resources to the node's
+    function, so the call becomes the parameter itself, resolved when compiling. A call
+    whose argument is not a literal resource name, or that is not awaited, is recorded in
+    `problems` (with its position) for a located error.
+    """
+
+    METADATA_DEPENDENCIES = (cst.metadata.PositionProvider,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # name -> (line, col) of its first request, in the code's own lines
+        self.found: dict[str, tuple[int, int]] = {}
+        self.problems: list[tuple[str, int, int]] = []
+        self._awaited: set[int] = set()
+
+    def _position(self, node: cst.CSTNode) -> tuple[int, int]:
+        start = self.get_metadata(cst.metadata.PositionProvider, node).start
+        return start.line, start.column
+
+    def visit_Await(self, node: cst.Await) -> None:
+        self._awaited.add(id(node.expression))
+
+    def leave_Await(self, original: cst.Await, updated: cst.Await) -> cst.BaseExpression:
+        name = self._requested(original.expression)
+        if name is None:
+            return updated
+        self.found.setdefault(name, self._position(original))
+        return cst.Name(name, lpar=updated.lpar, rpar=updated.rpar)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not _is_get_resource(node):
+            return
+        if self._requested(node) is None:
+            self.problems.append(("the resource's name must be a string literal, such as "
+                                  "get_resource('db')", *self._position(node)))
+        elif id(node) not in self._awaited:
+            self.problems.append(("get_resource(...) must be awaited", *self._position(node)))
+
+    @staticmethod
+    def _requested(expr: cst.BaseExpression) -> str | None:
+        if not (isinstance(expr, cst.Call) and _is_get_resource(expr)) or len(expr.args) != 1:
+            return None
+        arg = expr.args[0]
+        if arg.keyword is not None or arg.star or not isinstance(arg.value, cst.SimpleString):
+            return None
+        name = arg.value.evaluated_value
+        return name if isinstance(name, str) and name.isidentifier() else None
+
+
+def _is_get_resource(call: cst.Call) -> bool:
+    return isinstance(call.func, cst.Name) and call.func.value == "get_resource"
+
+
 def return_result(module: cst.Module, name: str = "result") -> cst.Module:
     """Append `return result` so the node's output is the value of `result`
     (or of `name`: a parallel map's code returns its `process_item`).

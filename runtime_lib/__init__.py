@@ -36,12 +36,17 @@ _LAZY = {
     "Cache": "kflow_runtime.resources",
     "CustomResource": "kflow_runtime.resources",
     "Database": "kflow_runtime.resources",
+    "Env": "kflow_runtime.resources",
     "HttpClient": "kflow_runtime.resources",
     "ResourceRegistry": "kflow_runtime.resources",
     "Resources": "kflow_runtime.resources",
     "Secret": "kflow_runtime.resources",
+    "Program": "kflow_runtime.program",
     "resource_operation": "kflow_runtime.resource_ops",
     "run_each": "kflow_runtime.many",
+    "off_loop": "kflow_runtime.run",
+    "lazy_import": "kflow_runtime.lazy",
+    "OtelObserver": "kflow_runtime.otel",  # imports opentelemetry: only on first use
 }
 
 __all__ = [

@@ -6,4 +6,4 @@ builds for into every module, which checks it on import (`require_interface`).
 """
 
 __version__ = "0.2.0"
-INTERFACE = 1
+INTERFACE = 2

@@ -3,10 +3,12 @@
 Prints the run's envelope as JSON, whatever the nodes returned (see envelope.py).
 `--progress` shows the run on stderr, `--trace FILE` writes a Chrome trace of it, and
 `--inputs-jsonl FILE` runs once per line, printing each envelope as soon as it and the
-ones before it are done. `--checkpoint URL` (or $KFLOW_CHECKPOINT) stores each node's outcome
-as it ends and `--run-id ID` (or $KFLOW_RUN_ID) names the run, so running the same id again
-resumes it (docs/durable.md); `python out.py runs list|show ID|gc --older-than 7d` looks after
-the store.
+ones before it are done. `--otel` sends the run's spans and metrics over OTLP/HTTP, set up
+from the standard OTEL_* variables (docs/observability.md); KFLOW_OTEL=1 sends them to
+providers set up by someone else (`opentelemetry-instrument python out.py`). `--checkpoint URL`
+(or $KFLOW_CHECKPOINT) stores each node's outcome as it ends and `--run-id ID` (or
+$KFLOW_RUN_ID) names the run, so running the same id again resumes it (docs/durable.md);
+`python out.py runs list|show ID|gc --older-than 7d` looks after the store.
 
 Exit codes: 0 success, 1 a failed run, 2 bad input or usage (unreadable, too large or too
 deeply nested JSON, required inputs missing, a bad option, a checkpoint store refusing or
@@ -103,12 +105,64 @@ def _parse(argv: Sequence[str] | None, description: str, module: str) -> argpars
                         "none: a new id, printed in the envelope)")
     parser.epilog = ("housekeeping of a checkpoint store: %(prog)s runs list|show ID|"
                      "gc --older-than 7d [--checkpoint URL]")
+    parser.add_argument("--otel", action="store_true",
+                        help="send OpenTelemetry spans and metrics over OTLP/HTTP, set up from "
+                        "OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME and the other OTEL_* "
+                        "variables (needs opentelemetry-sdk and "
+                        "opentelemetry-exporter-otlp-proto-http)")
+    parser.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                        default=os.environ.get("KFLOW_LOG_LEVEL") or "WARNING",
+                        help="log records of this level and above to stderr: DEBUG, INFO, "
+                        "WARNING (default), ERROR or CRITICAL; the same as setting "
+                        "KFLOW_LOG_LEVEL")
     args = parser.parse_args(argv)
     if args.inputs_jsonl and (args.progress or args.trace):
         # Both watch one run; with many at once their lines and spans would interleave.
         parser.error("--progress and --trace watch one run: use them with --inputs or "
                      "--inputs-file, not with --inputs-jsonl")
     return args
+
+
+def start_otel(flag: bool, workflow: str | None) -> Callable[[], None] | None:
+    """Set up tracing as asked (`flag`: --otel; KFLOW_OTEL); the flush to call before exit,
+    if any. OtelUnavailable (an ImportError) naming what to install when packages are missing."""
+    from kflow_runtime.observe import OTEL_ENV, otel_wanted
+
+    if not (flag or otel_wanted()):
+        return None
+    from kflow_runtime import otel
+
+    otel.require_api()
+    if not flag:
+        return None  # spans go to the global providers the process set up
+    shutdown = otel.configure_sdk(workflow)
+    os.environ[OTEL_ENV] = "1"  # every run of this process (--inputs-jsonl too) is traced
+    return shutdown
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    import argparse
+
+    level = text.strip().upper()
+    if level not in _LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(_LEVELS)} (from --log-level or KFLOW_LOG_LEVEL), "
+            f"got {text!r}")
+    return level
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr, as a script run of the module: node code's loggers
+    (`kflow.<workflow>.<node>`) and kflow's own. Only `main` calls this: a module that
+    is imported leaves logging to the application importing it. stdout keeps the
+    envelope alone."""
+    import logging
+
+    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def make_observer(progress: bool, trace: str | None) -> Any:
@@ -337,7 +391,7 @@ def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
     from kflow_runtime.many import Ready, stream_each
 
     try:
-        workflow = getattr(run, "__globals__", {}).get("WORKFLOW")
+        workflow = _about(run)[1]
         items = read_inputs_lines(args.inputs_jsonl, args.max_input_mb, workflow=workflow)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -391,6 +445,15 @@ class _NoError(Exception):
     """Raised by nothing: what main() catches when no checkpoint store is in use."""
 
 
+def _about(run: Callable[..., Any]) -> tuple[str, str | None]:
+    """(the generated module's name, its workflow's name) for a module's `run`: a
+    `Program.run` (kflow_runtime.program), or a plain function of an older module."""
+    program = getattr(run, "__self__", None)
+    if program is not None and hasattr(program, "workflow"):
+        return program.module, program.workflow
+    return getattr(run, "__module__", "__main__"), getattr(run, "__globals__", {}).get("WORKFLOW")
+
+
 def main(
     run: Callable[..., Awaitable[dict[str, Any]]],
     argv: Sequence[str] | None = None,
@@ -403,9 +466,25 @@ def main(
         from kflow_runtime.checkpoint.cli import runs_main
 
         return runs_main(words[1:], prog=f"{os.path.basename(sys.argv[0])} runs")
-    args = _parse(words, description, getattr(run, "__module__", "__main__"))
+    args = _parse(words, description, _about(run)[0])
+    configure_logging(args.log_level)
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
+    try:
+        flush = start_otel(args.otel, _about(run)[1])
+    except ImportError as exc:  # otel.OtelUnavailable
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return _main(run, run_many, args)
+    finally:
+        if flush is not None:
+            flush()
+
+
+def _main(run: Callable[..., Awaitable[dict[str, Any]]],
+          run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None,
+          args: argparse.Namespace) -> int:
     if args.inputs_jsonl:
         if args.checkpoint or args.run_id:
             print("error: --checkpoint and --run-id name one run; they do not go with "

@@ -50,16 +50,23 @@ class _Tracker(Observer):
         elapsed = time.perf_counter() - self.started.get(node_id, self.origin)
         return done / elapsed if elapsed > 0 else 0.0
 
-    def summary(self) -> Any:
+    def summary(self, envelope: dict[str, Any] | None = None) -> Any:
         from rich.table import Table
 
+        items = map_items(envelope)
         table = Table(title=f"workflow {self.workflow}")
         table.add_column("node")
         table.add_column("status")
         table.add_column("duration", justify="right")
+        if items:
+            table.add_column("items")
         for node, state in self.state.items():
             took = f"{self.duration[node]:.3f}s" if node in self.duration else ""
-            table.add_row(node, f"[{_STYLE[state]}]{state}[/]", took)
+            row = [node, f"[{_STYLE[state]}]{state}[/]", took]
+            if items:
+                detail = items.get(node, "")
+                row.append(f"[yellow]{detail}[/]" if "failed" in detail else detail)
+            table.add_row(*row)
         return table
 
     def console(self) -> Any:
@@ -97,7 +104,7 @@ class LiveView(_Tracker):
 
     def run_finished(self, envelope: dict[str, Any], at: float) -> None:
         self.live.stop()
-        self.console().print(self.summary())
+        self.console().print(self.summary(envelope))
 
 
 class LineLog(_Tracker):
@@ -135,11 +142,36 @@ class LineLog(_Tracker):
     def run_finished(self, envelope: dict[str, Any], at: float) -> None:
         self._line(at, f"workflow {self.workflow}: {envelope['status']}")
         if _has_rich():
-            self.console().print(self.summary())
+            self.console().print(self.summary(envelope))
             return
+        items = map_items(envelope)
         for node, state in self.state.items():
             took = f" {self.duration[node]:.3f}s" if node in self.duration else ""
-            print(f"  {node}: {state}{took}", file=self.stream, flush=True)
+            detail = f", {items[node]}" if node in items else ""
+            print(f"  {node}: {state}{took}{detail}", file=self.stream, flush=True)
+
+
+def map_items(envelope: dict[str, Any] | None) -> dict[str, str]:
+    """For each node whose output is a parallel map's (`results`, `errors`, `statistics`),
+    what happened to its items: "7 items, 1 failed (1 timed out)". A map that went on
+    after failures is "done", so the summary says what "done" does not."""
+    found: dict[str, str] = {}
+    for node, output in ((envelope or {}).get("results") or {}).items():
+        if not isinstance(output, dict):
+            continue
+        stats, errors = output.get("statistics"), output.get("errors")
+        if not (isinstance(stats, dict) and isinstance(errors, list)
+                and isinstance(stats.get("total"), int)):
+            continue
+        text = f"{stats['total']} items"
+        if errors:
+            timed_out = sum(1 for e in errors if isinstance(e, dict)
+                            and e.get("error_type") == "TimeoutError")
+            text += f", {len(errors)} failed"
+            if timed_out:
+                text += f" ({timed_out} timed out)"
+        found[node] = text
+    return found
 
 
 def _has_rich() -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from kflow_runtime.observe import emit
 from kflow_runtime.redact import mask
 from kflow_runtime.run import is_cancellation  # it ends an open; a driver's error fails it
 
@@ -92,6 +93,42 @@ class Secret:
                 f"environment variable {self.env}, which is not set",
                 resource=resource,
             ) from None
+
+
+class Env:
+    """A setting that workflow.py read with ``os.getenv(env, default)``: read from the same
+    variable when the resource opens, ``default`` when it is unset (``KFLOW_<RESOURCE>_
+    <SETTING>`` still overrides it, as it does any setting)."""
+
+    __slots__ = ("env", "default")
+
+    def __init__(self, env: str, default: str | None = None) -> None:
+        if not isinstance(env, str) or not env:
+            raise TypeError(f"Env needs an environment variable name, got {env!r}")
+        self.env = env
+        self.default = default
+
+    def __repr__(self) -> str:
+        return f"Env({self.env!r}, {self.default!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Env) and (other.env, other.default) == (self.env, self.default)
+
+    def __hash__(self) -> int:
+        return hash((Env, self.env, self.default))
+
+    def resolve(self, environ: Mapping[str, str]) -> str | None:
+        return environ.get(self.env, self.default)
+
+
+def _resolve_env(value: Any, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, Env):
+        return value.resolve(environ)
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, environ) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_resolve_env(v, environ) for v in value)
+    return value
 
 
 class ResourceError(Exception):
@@ -256,7 +293,7 @@ class ResourceSpec(abc.ABC):
 
         Raises ResourceError for a malformed override or a Secret whose variable is unset.
         """
-        out: dict[str, Any] = dict(self.settings)
+        out: dict[str, Any] = {k: _resolve_env(v, environ) for k, v in self.settings.items()}
         names = list(out)
         names += [s for s in self.setting_types if s not in out]
         for setting in names:
@@ -283,6 +320,17 @@ class ResourceSpec(abc.ABC):
 
     def describe(self, settings: Mapping[str, Any]) -> str:
         return self.kind
+
+    def env_names(self) -> list[str]:
+        """Every ``KFLOW_<NAME>_<SETTING>[_<KEY>]`` variable that overrides something."""
+        names = []
+        for setting in [*self.settings, *(s for s in self.setting_types
+                                          if s not in self.settings)]:
+            names.append(env_name(self.name, setting))
+            value = self.settings.get(setting)
+            if isinstance(value, dict):
+                names += [env_name(self.name, setting, k) for k in value if isinstance(k, str)]
+        return names
 
     @abc.abstractmethod
     async def open(self, settings: dict[str, Any]) -> Any:
@@ -752,6 +800,43 @@ def _failure_text(exc: BaseException, bound: float, expired: bool) -> str:
     return mask(f"{type(exc).__name__}: {exc}")
 
 
+# Variables already warned about, so a process running many runs says it once; and
+# kflow's own variables, which no resource's settings could mean.
+_WARNED: set[str] = set()
+_SCANNED: set[tuple[int, int, tuple[str, ...]]] = set()
+_OWN = frozenset({"KFLOW_LOG_LEVEL", "KFLOW_DASK_SCHEDULER"})
+
+
+def warn_unknown_overrides(specs: Mapping[str, ResourceSpec], environ: Mapping[str, str]
+                           ) -> list[str]:
+    """Warn (once per variable) about a ``KFLOW_<RESOURCE>_<...>`` variable of a declared
+    resource that overrides none of its settings: a misspelt override is otherwise
+    silently ignored. Returns the warnings made now."""
+    prefixes = sorted(((env_name(name, "") + "_", spec) for name, spec in specs.items()),
+                      key=lambda p: -len(p[0]))
+    made = []
+    for var in environ:
+        if not var.startswith("KFLOW_") or var in _WARNED or var in _OWN:
+            continue
+        for prefix, spec in prefixes:  # the longest name first: `main_db` before `main`
+            if var.startswith(prefix):
+                known = spec.env_names()
+                if var not in known:
+                    _WARNED.add(var)
+                    import difflib
+
+                    close = difflib.get_close_matches(var, known, n=1, cutoff=0.6)
+                    hint = (f"did you mean {close[0]}?" if close else
+                            f"its variables are {', '.join(sorted(known))}" if known else
+                            "it has no settings to override")
+                    text = (f"environment variable {var} is set, but resource {spec.name!r} "
+                            f"has no setting it overrides: {hint}")
+                    logger.warning("%s", text)
+                    made.append(text)
+                break
+    return made
+
+
 class Resources:
     """The resources of one run (or of a long-lived process that owns and closes it).
 
@@ -771,6 +856,13 @@ class Resources:
         self._injected = dict(injected or {})
         self._registry = registry
         self._environ = environ
+        if self._specs:
+            env = os.environ if environ is None else environ
+            # Once per environment and set of resources: a process's runs share both.
+            key = (id(env), len(env), tuple(self._specs))
+            if key not in _SCANNED:
+                _SCANNED.add(key)
+                warn_unknown_overrides(self._specs, env)
         self._objects: dict[str, Any] = {}
         # What this object opened, in order, with how to close it: closed in reverse.
         self._opened: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
@@ -810,6 +902,8 @@ class Resources:
             )
         task = self._pending.get(name)
         if task is None:
+            emit("kflow.resource.open", {"kflow.resource.name": name,
+                                         "kflow.resource.kind": self.kind(name)})
             opener = self._opener(name)
             bound = DEFAULT_OPEN_TIMEOUT if timeout is None else timeout
             # A task, not inline: if the first caller is cancelled (a node timeout), the

@@ -14,7 +14,9 @@ awaits every sibling chain, so nothing the run started outlives it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -22,9 +24,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from kflow_runtime.observe import CURRENT, Observer
+from kflow_runtime.observe import CURRENT, NodeInfo, Observer, otel_wanted, start_run
 from kflow_runtime.redact import mask
-from kflow_runtime.sourcemap import SourceMap
+from kflow_runtime.sourcemap import SourceMap, register
 
 logger = logging.getLogger("kflow")
 
@@ -80,46 +82,155 @@ class NodeTimeout(TimeoutError):
         self.resource = resource
 
 
-class _Deadline:
-    """`asyncio.timeout(delay)` for one node attempt, except that expiry is not the end of
-    it: the cancelled code gets CLEANUP_GRACE seconds to unwind and is cancelled again each
-    time they pass. asyncpg, cancelled mid-query on a frozen server, waits for the server to
-    confirm the cancel for as long as `command_timeout` (None: forever); a second cancel
-    interrupts that wait. Costs what asyncio.timeout costs: one timer."""
+class _Watch:
+    """Node attempts under a timeout in one task, as the run's `_Watchdog` sees them: one
+    per chain task, reused by each of its nodes (Run.call's fast path), or one per attempt
+    (the general path and retries)."""
 
-    __slots__ = ("_node", "_delay", "_task", "_handle", "_cancels", "_base", "opening")
+    __slots__ = ("watchdog", "task", "expires", "cancels", "opening")
 
-    def __init__(self, node_id: str, delay: float) -> None:
-        self._node = node_id
-        self._delay = delay
-        self._cancels = 0
+    def __init__(self, watchdog: _Watchdog, task: asyncio.Task) -> None:
+        self.watchdog = watchdog
+        self.task = task
+        self.expires = _NEVER  # time.perf_counter() the running attempt expires at; idle: inf
+        self.cancels = 0  # cancels this attempt's expiry sent
         self.opening: str | None = None  # the resource being opened, for the message
 
-    async def __aenter__(self) -> _Deadline:
-        task = self._task = asyncio.current_task()  # type: ignore[assignment]
-        self._base = task.cancelling()
-        self._handle = task.get_loop().call_later(self._delay, self._expire)
-        return self
+    def settle(self, exc: BaseException | None, node_id: str, delay: float) -> None:
+        """The attempt at `node_id` that expiry cancelled ended (raising `exc`): take our
+        cancels back, and raise NodeTimeout from `exc` when they are what stopped it."""
+        task, cancels, opening = self.task, self.cancels, self.opening
+        self.cancels, self.opening = 0, None
+        for _ in range(cancels):
+            remaining = task.uncancel()
+        if remaining == 0 and isinstance(exc, asyncio.CancelledError):
+            message = f"node {node_id!r} timed out after {delay:g}s"
+            if opening is not None:
+                message += f" while opening resource {opening!r}"
+            if cancels > 1:
+                message += f" (its clean-up was cut short after {CLEANUP_GRACE:g}s more)"
+            raise NodeTimeout(message, opening) from exc
 
-    def _expire(self) -> None:
-        self._cancels += 1
-        self._task.cancel()
-        self._handle = self._task.get_loop().call_later(CLEANUP_GRACE, self._expire)
+
+class _Watchdog:
+    """The timeouts of every running node of one run, with one timer for all of them.
+
+    `asyncio.timeout(delay)` per node arms and cancels a timer per node attempt, about
+    three quarters of what a trivial node costs. Here a node attempt only writes when it
+    expires into its chain's `_Watch` (from the clock read its timing makes anyway), and the
+    run's single timer, armed for the earliest expiry it knows of, looks at the watches when
+    it fires: it cancels the task of each attempt past its expiry and re-arms for the next.
+    An attempt that finishes first leaves the timer as it is; it then finds nothing due and
+    re-arms. As with asyncio.timeout, expiry cancels the node's task and the attempt turns
+    the CancelledError into NodeTimeout (`cancel`, then `uncancel`), so a cancel from outside
+    still propagates; a task that is already being cancelled from outside is left to that
+    cancel. Expiry is not the end of it: the cancelled code gets CLEANUP_GRACE seconds to
+    unwind and is cancelled again each time they pass. asyncpg, cancelled mid-query on a
+    frozen server, waits for the server to confirm the cancel for as long as
+    `command_timeout` (None: forever); a second cancel interrupts that wait.
+    """
+
+    __slots__ = ("_watches", "_handle", "at")
+
+    def __init__(self) -> None:
+        self._watches: set[_Watch] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self.at = _NEVER  # perf_counter() time the timer fires at
+
+    def chain_watch(self) -> _Watch:
+        """The current task's watch, reused by every node the task runs."""
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch(self, task)
+        self._watches.add(watch)
+        _CHAIN_WATCH.set(watch)
+        return watch
+
+    def start(self, delay: float, now: float) -> _Watch:
+        """A watch of its own for one attempt, begun at `now`, in the current task."""
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch(self, task)
+        watch.expires = now + delay
+        self._watches.add(watch)
+        if watch.expires < self.at:
+            self.arm(watch.expires)
+        return watch
+
+    def stop(self, watch: _Watch, exc: BaseException | None, node_id: str, delay: float
+             ) -> None:
+        self._watches.discard(watch)
+        watch.expires = _NEVER
+        if watch.cancels:
+            watch.settle(exc, node_id, delay)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.at = _NEVER
+
+    def arm(self, at: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self.at = at
+        self._handle = asyncio.get_running_loop().call_later(
+            max(at - time.perf_counter(), 0.0), self._fire
+        )
+
+    def _fire(self) -> None:
+        self._handle, self.at = None, _NEVER
+        now = time.perf_counter()
+        earliest = _NEVER
+        for watch in list(self._watches):
+            if watch.expires <= now:
+                if watch.cancels or not watch.task.cancelling():
+                    watch.cancels += 1
+                    watch.task.cancel()
+                watch.expires = now + CLEANUP_GRACE
+            earliest = min(earliest, watch.expires)
+        if earliest < _NEVER:
+            self.arm(earliest)
+
+
+_NEVER = float("inf")
+
+
+class _Finished:
+    """An awaitable that is already done: `await` returns None without suspending."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_FINISHED = _Finished()
+
+# The chain watch of the current task (a ContextVar: far cheaper than asyncio.current_task()
+# per node). Run.concurrently starts its chain tasks with none, so each makes its own.
+_CHAIN_WATCH: contextvars.ContextVar[_Watch | None] = contextvars.ContextVar(
+    "kflow_chain_watch", default=None
+)
+
+
+class _Deadline:
+    """`async with _Deadline(watchdog, node_id, delay)`: one attempt under the watchdog
+    (the general path of Run.call and retries; the fast path does the same inline)."""
+
+    __slots__ = ("_watchdog", "_node", "_delay", "_watch")
+
+    def __init__(self, watchdog: _Watchdog, node_id: str, delay: float) -> None:
+        self._watchdog = watchdog
+        self._node = node_id
+        self._delay = delay
+
+    async def __aenter__(self) -> _Watch:
+        self._watch = self._watchdog.start(self._delay, time.perf_counter())
+        return self._watch
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._handle.cancel()
-        if not self._cancels:
-            return
-        task = self._task
-        for _ in range(self._cancels):
-            remaining = task.uncancel()
-        if remaining <= self._base and exc_type is asyncio.CancelledError:
-            message = f"node {self._node!r} timed out after {self._delay:g}s"
-            if self.opening is not None:
-                message += f" while opening resource {self.opening!r}"
-            if self._cancels > 1:
-                message += f" (its clean-up was cut short after {CLEANUP_GRACE:g}s more)"
-            raise NodeTimeout(message, self.opening) from exc
+        self._watchdog.stop(self._watch, exc, self._node, self._delay)
 
 
 class InputError(Exception):
@@ -176,6 +287,9 @@ def walk_path(output: Any, path: tuple[str, ...], source: str, target: str, name
 
 
 class Run:
+    # A durable run's checkpoint session (kflow_runtime.checkpoint); None: not durable.
+    checkpoint: Any = None
+
     def __init__(
         self,
         workflow: str,
@@ -187,16 +301,24 @@ class Run:
         close_resources: bool = True,
         nodes: tuple[str, ...] = (),
         observer: Observer | None = None,
+        info: NodeInfo | None = None,
         durable: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
         checkpoint: Any = None,
         run_id: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.nodes = nodes
+        self.info = info  # node id -> (kind, "workflow.py:LINE"), for observers
+        if otel_wanted():  # once per run; tracing off costs nothing per node
+            from kflow_runtime.observe import with_otel
+
+            observer = with_otel(observer)
         self.observer = observer
         self.inputs: Mapping[str, Any] = dict(inputs or {})
         self.source_map = source_map
         self.module_file = module_file
+        if source_map is not None and module_file is not None:
+            register(module_file, source_map)
         self.resources = resources
         self.close_resources = close_resources
         self.run_id = run_id or uuid.uuid4().hex
@@ -216,9 +338,11 @@ class Run:
         self.cancelled: list[str] = []  # running when the run was cancelled
         self.partial: dict[str, Any] = {}  # what a failed node had done (batch accounting)
         self._interrupted = False
+        self._read: set[str] = set()  # the inputs some node's call looked for
         self._bad: set[str] = set()  # failed or skipped: their dependents are skipped
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._committing: set[str] = set()  # ended, outcome not yet stored: not done yet
+        self._watchdog = _Watchdog()  # every node timeout of the run, on one timer
         self._started = time.perf_counter()
 
     async def __aenter__(self) -> Run:
@@ -229,13 +353,18 @@ class Run:
             self.checkpoint = await durable.open_session(self, self._store)
             self._stored_envelope = self.checkpoint.finished
         if self.observer is not None:
-            self.observer.run_started(self.workflow, self.nodes, self._started)
+            start_run(self.observer, self.workflow, self.nodes, self._started, self.info,
+                      self.run_id)
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         interrupted = exc is not None and isinstance(
             exc, asyncio.CancelledError | KeyboardInterrupt
         )
+        self._watchdog.close()
+        watch = _CHAIN_WATCH.get()
+        if watch is not None and watch.watchdog is self._watchdog:
+            _CHAIN_WATCH.set(None)  # the caller's task keeps nothing of this run
         if interrupted:
             self._interrupt()
         try:
@@ -247,10 +376,17 @@ class Run:
             if interrupted:
                 # The caller (the CLI) still prints what the run did before it was stopped.
                 exc.envelope = self.envelope()
+            if exc is None and self.inputs and not self.errors and not self.skipped:
+                _warn_misspelt(self.workflow, self.inputs, self._read, self.nodes)
             if self.observer is not None and (exc is None or interrupted):
                 try:
                     self.observer.run_finished(self.envelope(), time.perf_counter())
                 except Exception:  # noqa: BLE001 - a broken observer must not hide the run
+                    logger.warning("observer failed at the end of the run", exc_info=True)
+            elif self.observer is not None:
+                try:
+                    self.observer.run_failed(exc, time.perf_counter())
+                except Exception:  # noqa: BLE001
                     logger.warning("observer failed at the end of the run", exc_info=True)
 
     async def _end_checkpoint(self, finished: bool) -> None:
@@ -292,7 +428,8 @@ class Run:
                     missing.setdefault(node_id, []).append(name)
         for node_id, names in missing.items():
             listed = ", ".join(repr(n) for n in names)
-            self.errors[node_id] = f"InputError: missing required input {listed}"
+            self.errors[node_id] = (f"InputError: missing required input {listed}"
+                                    f"{_misspelt(names, self.inputs, needs, self.nodes)}")
             self._bad.add(node_id)
             if self.observer is not None:
                 self.observer.node_finished(node_id, "failed", time.perf_counter(),
@@ -313,17 +450,31 @@ class Run:
         or a bug), the others are cancelled and awaited before this returns or raises, so no
         task of the run outlives it.
         """
+        token = _CHAIN_WATCH.set(None)  # each chain task makes its own
         try:
             async with asyncio.TaskGroup() as group:
                 for chain in chains:
                     group.create_task(chain(self))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
+        finally:
+            _CHAIN_WATCH.reset(token)
 
-    async def wait(self, *node_ids: str) -> None:
-        """Wait until every node in `node_ids` has finished (in any way)."""
+    def wait(self, *node_ids: str) -> Awaitable[None]:
+        """Wait until every node in `node_ids` has finished (in any way).
+
+        Not a coroutine: when they all have (as in a wide fan-out, where each branch waits
+        for a source that is long done), awaiting it costs no coroutine per branch. A node
+        whose outcome a durable run is still storing has not finished yet."""
         if self._stored_envelope is not None:
-            return  # a finished durable run: nothing runs, nothing to wait for
+            return _FINISHED  # a finished durable run: nothing runs, nothing to wait for
+        results, bad, committing = self.results, self._bad, self._committing
+        for node_id in node_ids:
+            if (node_id not in results and node_id not in bad) or node_id in committing:
+                return self._wait(node_ids)
+        return _FINISHED
+
+    async def _wait(self, node_ids: tuple[str, ...]) -> None:
         for node_id in node_ids:
             if (node_id in self.results or node_id in self._bad) and (
                 node_id not in self._committing
@@ -366,6 +517,60 @@ class Run:
         if bad and (any(dep in bad for dep in after) or any(w[1] in bad for w in wires)):
             self._skip(node_id)
             return
+        if (retry is None and on_error is None and self.observer is None
+                and self.checkpoint is None):
+            # The fast path: nobody watches, nothing to retry or recover, nothing to
+            # checkpoint, so a node costs little more than awaiting it (issue 15). What it
+            # records is what the general path below records.
+            started = time.perf_counter()
+            kwargs: dict[str, Any] = {}
+            try:
+                if inputs:
+                    self._gather_inputs(node_id, inputs, kwargs)
+                if wires:
+                    results = self.results
+                    for name, source, path in wires:
+                        if path is None:
+                            kwargs[name] = self.recovered.get(source)
+                        elif path:
+                            kwargs[name] = walk_path(results[source], path, source, node_id, name)
+                        else:
+                            kwargs[name] = results[source]
+                if timeout is None:
+                    if resources:
+                        await self._open(resources, kwargs, None, None)
+                    output = await fn(**kwargs)
+                else:
+                    watch = _CHAIN_WATCH.get()
+                    if watch is None or watch.watchdog is not self._watchdog:
+                        watch = self._watchdog.chain_watch()
+                    expires = watch.expires = started + timeout
+                    if expires < watch.watchdog.at:
+                        watch.watchdog.arm(expires)
+                    try:
+                        if resources:
+                            await self._open(resources, kwargs, timeout, watch)
+                        output = await fn(**kwargs)
+                    except BaseException as exc:
+                        watch.expires = _NEVER
+                        if watch.cancels:
+                            watch.settle(exc, node_id, timeout)
+                        watch.opening = None
+                        raise
+                    watch.expires = _NEVER
+                    if watch.cancels:
+                        watch.settle(None, node_id, timeout)
+            except BaseException as exc:  # noqa: BLE001 - as below
+                if is_cancellation(exc):
+                    self._cancelled(node_id, started, None)
+                    raise
+                await self._failed(node_id, fn, exc, kwargs, None, timeout)
+            else:
+                self.results[node_id] = output
+            self.times[node_id] = time.perf_counter() - started
+            if self._waiters:
+                self._finish(node_id)
+            return
         checkpoint = self.checkpoint
         if checkpoint is not None:
             if self._restore(node_id, retry is not None):
@@ -391,7 +596,7 @@ class Run:
                 output = await self._retrying(node_id, fn, kwargs, resources, timeout, retry)
             elif timeout is not None:
                 # The timeout covers opening the node's resources, and its own clean-up.
-                async with _Deadline(node_id, timeout) as deadline:
+                async with _Deadline(self._watchdog, node_id, timeout) as deadline:
                     if resources:
                         await self._open(resources, kwargs, timeout, deadline)
                     output = await fn(**kwargs)
@@ -407,6 +612,8 @@ class Run:
                 if checkpoint is not None:
                     CHECKPOINTING.reset(durable_node)
                 raise
+            if observer is not None and retry is None:  # a retried node reports each attempt
+                observer.attempt_failed(node_id, exc, time.perf_counter())
             await self._failed(node_id, fn, exc, kwargs, on_error, timeout)
         else:
             self.results[node_id] = output
@@ -459,7 +666,7 @@ class Run:
 
     async def _open(
         self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],
-        timeout: float | None, deadline: _Deadline | None,
+        timeout: float | None, deadline: _Watch | None,
     ) -> None:
         """Open (or find open) the node's resources into `kwargs`, bounded by `timeout`."""
         get = self.resources.get
@@ -493,7 +700,14 @@ class Run:
             self.observer.node_finished(node_id, "done", at, None)
 
     def _gather_inputs(self, node_id: str, names: tuple[str, ...], kwargs: dict[str, Any]) -> None:
+        self._read.update(names)
         own = self.inputs.get(node_id)
+        if own is None:  # the usual case, without isinstance on an ABC per node
+            given = self.inputs
+            for name in names:
+                if name in given:
+                    kwargs[name] = given[name]
+            return
         own = own if isinstance(own, Mapping) else {}
         for name in names:
             if name in own:
@@ -509,14 +723,21 @@ class Run:
 
         async def attempt() -> Any:
             # Each attempt opens what the last one could not (a failed open is not kept).
-            if timeout is None:
-                if resources:
-                    await self._opening_for_retry(resources, kwargs, None, None, retry)
-                return await fn(**kwargs)
-            async with _Deadline(node_id, timeout) as deadline:
-                if resources:
-                    await self._opening_for_retry(resources, kwargs, timeout, deadline, retry)
-                return await fn(**kwargs)
+            try:
+                if timeout is None:
+                    if resources:
+                        await self._opening_for_retry(resources, kwargs, None, None, retry)
+                    return await fn(**kwargs)
+                async with _Deadline(self._watchdog, node_id, timeout) as deadline:
+                    if resources:
+                        await self._opening_for_retry(resources, kwargs, timeout, deadline,
+                                                      retry)
+                    return await fn(**kwargs)
+            except BaseException as exc:
+                if self.observer is not None and not is_cancellation(exc):
+                    failed = exc.error if isinstance(exc, _RetryableOpen) else exc
+                    self.observer.attempt_failed(node_id, failed, time.perf_counter())
+                raise
 
         def count(n: int) -> None:
             self.attempts[node_id] = n
@@ -535,7 +756,7 @@ class Run:
 
     async def _opening_for_retry(
         self, names: tuple[str | tuple[str, str], ...], kwargs: dict[str, Any],
-        timeout: float | None, deadline: _Deadline | None, retry: Any,
+        timeout: float | None, deadline: _Watch | None, retry: Any,
     ) -> None:
         from kflow_runtime.resources import ResourceError
 
@@ -592,6 +813,8 @@ class Run:
                 where = self.resources.where(exc.resource)
                 if where:
                     text += f" ({where}: no answer)"
+        elif (unset := self._unset_result(node_id, fn, exc)) is not None:
+            return mask(unset)
         elif isinstance(exc, TimeoutError) and not str(exc) and timeout is not None:
             text = f"TimeoutError: node {node_id!r} timed out after {timeout:g}s"
         else:
@@ -606,6 +829,31 @@ class Run:
             if where:
                 text = f"{where}: {text}"
         return mask(text)
+
+    def _unset_result(self, node_id: str, fn: Callable[..., Any], exc: BaseException
+                      ) -> str | None:
+        """The node's code ended on a path that never set `result`: the appended
+        `return result` of the node's own function found it unbound. Say so, at the line
+        where that path ended (kflowc knew the possible ends), not as UnboundLocalError."""
+        if not (isinstance(exc, UnboundLocalError) and "'result'" in str(exc)):
+            return None
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        code = getattr(getattr(fn, "__wrapped__", fn), "__code__", None)
+        if tb is None or tb.tb_frame.f_code is not code:
+            return None
+        if tb.tb_lineno != max(line for *_, line in code.co_lines() if line is not None):
+            return None  # read before it was set, not at the appended `return result`
+        ends = self.source_map.unset_ends(fn.__name__) if self.source_map else ()
+        text = f"ResultNotSet: node {node_id!r} ended without setting `result`"
+        if not ends:
+            return text
+        file = self.source_map.file if self.source_map else "workflow.py"
+        if len(ends) > 1:
+            lines = ", ".join(map(str, ends))
+            return f"{file}:{ends[0]}: {text} (its code can end without it at lines {lines})"
+        return f"{file}:{ends[0]}: {text} (its code ended here without assigning it)"
 
     # -- the result --------------------------------------------------------------
 
@@ -638,6 +886,56 @@ class Run:
         if self.checkpoint is not None:
             envelope["resumed"] = list(self.checkpoint.resumed)
         return envelope
+
+
+# (workflow, key) already warned about, so a process running many runs says it once.
+_WARNED_INPUTS: set[tuple[str, str]] = set()
+
+
+def _warn_misspelt(workflow: str, inputs: Mapping[str, Any], read: set[str],
+                   nodes: tuple[str, ...]) -> None:
+    """A given input no node read, close to one a node did read (an optional input with
+    its default used instead): logged once, since the run itself succeeded."""
+    import difflib
+
+    for key in inputs:
+        if key in read or key in nodes or not isinstance(key, str) or (workflow, key) in \
+                _WARNED_INPUTS:
+            continue
+        close = difflib.get_close_matches(key, sorted(read), n=1, cutoff=0.75)
+        if close:
+            _WARNED_INPUTS.add((workflow, key))
+            logger.warning("workflow %r: input %r was given but no node reads it: did you "
+                           "mean %r?", workflow, key, close[0])
+
+
+def _misspelt(missing: list[str], inputs: Mapping[str, Any],
+              needs: Mapping[str, tuple[str, ...]], nodes: tuple[str, ...]) -> str:
+    """` (the inputs have 'page_nmu': did you mean 'page_num'?)` for a given key that is no
+    required input and is close to the name of a missing one."""
+    import difflib
+
+    unknown = [k for k in inputs if isinstance(k, str) and k not in needs and k not in nodes]
+    if not unknown:
+        return ""
+    found = []
+    for name in missing:
+        close = difflib.get_close_matches(name, unknown, n=1, cutoff=0.6)
+        if close:
+            found.append(f"the inputs have {close[0]!r}: did you mean {name!r}?")
+    return f" ({'; '.join(found)})" if found else ""
+
+
+def off_loop(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """A sync node function (Kailash's PythonCodeNode) as the async function `Run.call`
+    awaits: it runs in a worker thread, so its blocking calls do not stall other nodes.
+    A timeout fails the node but cannot stop the thread, which runs to its end."""
+
+    @functools.wraps(fn)
+    async def node(**kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, **kwargs)
+
+    return node
 
 
 class _AlsoRetrying:

@@ -210,3 +210,90 @@ def test_errors_in_several_nodes_are_all_reported(kflowc, write_workflow):
     code, found = diagnostics(kflowc, write_workflow, body)
     assert code == 2
     assert [(d["code"], d["line"]) for d in found] == [("KF001", 3), ("KF001", 4), ("KF101", 5)]
+
+
+def test_timeout_on_code_that_never_awaits_is_noted(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("pure", "result = sum(range(10))", timeout=5)\n'
+        'builder.add_async_code("waits", "await asyncio.sleep(0)\\nresult = 1", timeout=5)\n'
+        'builder.add_async_code("nested", "async def f():\\n    await g()\\nresult = f", '
+        "timeout=5)\n"
+        'builder.add_async_code("locked", "async with lock:\\n    result = 1", timeout=5)\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    notes = [d for d in found if d["code"] == "KF113"]
+    assert [(d["severity"], d["line"]) for d in notes] == [("info", 3), ("info", 5)]
+    assert notes[0]["message"] == (
+        "node 'pure': timeout=5 is not applied, since its code never awaits and so cannot "
+        "be interrupted")
+    assert code == 0
+
+
+def test_code_that_never_awaits_gets_no_timeout_machinery():
+    from kflow import AsyncWorkflowBuilder, compile_workflow
+
+    builder = AsyncWorkflowBuilder("w")
+    builder.add_async_code("pure", "result = 1", timeout=5)
+    builder.add_async_code("waits", "await asyncio.sleep(0)\nresult = x", timeout=5)
+    builder.add_connection("pure", "result", "waits", "x")
+    source = compile_workflow(builder.build()).source
+    assert 'await ctx.call("pure", node_pure, timeout=None)' in source
+    assert "timeout=5" in source.split('"waits"', 1)[1]
+
+
+def test_code_that_can_end_without_result(kflowc, write_workflow):
+    body = (
+        'builder.add_async_code("fetch", """\n'
+        'try:\n'
+        '    result = await api()\n'
+        'except Exception:\n'
+        '    pass\n'
+        '""")\n'
+        'builder.add_async_code("loop", """\n'
+        'while True:\n'
+        '    result = 1\n'
+        '    if result:\n'
+        '        break\n'
+        'if result:\n'
+        '    result = 2\n'
+        '""")\n'
+        'CODE = "result = 1"\n'
+        'builder.add_async_code("from_a_variable", CODE)\n'
+    )
+    code, found = diagnostics(kflowc, write_workflow, body)
+    d = only(found, "KF110")  # one: not the loop, not the code given as a variable
+    assert (d["severity"], d["line"]) == ("warning", 7)
+    assert d["message"] == (
+        "node 'fetch' can end here without setting `result`; the node then fails"
+    )
+    assert "assign `result` on every path" in d["hint"]
+    assert code == 0
+
+
+def test_kf101_hints_say_what_the_name_probably_is(kflowc, write_workflow):
+    # Issue 14.13: a client-like name, an awaited undefined function, workflow.py's globals.
+    body = (
+        'API_KEY = "k"\n'
+        "def helper(v):\n"
+        "    return v\n"
+        'builder.add_async_code("a", """\n'
+        'users = await crm_api.get("/users")\n'
+        "data = await some_operation()\n"
+        "result = (users, data, helper(API_KEY), totl)\n"
+        '""")\n'
+    )
+    _, found = diagnostics(kflowc, write_workflow, body)
+    hints = {d["message"].split("`")[1]: d["hint"] for d in found if d["code"] == "KF101"}
+    assert hints["crm_api"].startswith(
+        "`crm_api.get(...)` reads like a client: declare it, e.g. "
+        "builder.with_http_client('crm_api', base_url=...) for an HTTP API")
+    assert "require_resource('crm_api', factory)" in hints["crm_api"]
+    assert hints["some_operation"].startswith(
+        "`await some_operation(...)` calls a function nothing defines")
+    assert hints["helper"] == (
+        "`helper` is a function defined in workflow.py, but node code cannot see "
+        "workflow.py's globals (it is compiled into a module of its own): define it in the "
+        "code string (or pass it as an input, run({'helper': ...})); a function that makes a "
+        "client can be a resource: require_resource('helper', helper)")
+    assert hints["API_KEY"].startswith("`API_KEY` is a value assigned in workflow.py, but")
+    assert hints["totl"].startswith("pass it with run({'totl': ...})")

@@ -19,7 +19,7 @@ def test_mermaid(kflowc):
     assert code == 0
     lines = stdout.splitlines()
     assert lines[0] == "flowchart TD"
-    found = re.findall(r'^\s+(n\d+)\["([^<"]+)<br/><i>([^<]+)</i>"\]$', stdout, re.M)
+    found = re.findall(r'^\s+(n\d+)\["<b>([^<"]+)</b><br/><i>([^<]+)</i>"\]$', stdout, re.M)
     nodes = {node: name for node, name, _ in found}
     assert found[0][2] == "circuit breaker"
     assert nodes == {"n0": "primary_service", "n1": "try_primary", "n2": "use_backup",
@@ -37,10 +37,13 @@ def test_dot(kflowc, tmp_path):
     assert kflowc("graph", "--format", "dot", "-o", str(out), WORKFLOW)[0] == 0
     text = out.read_text()
     assert text.startswith('digraph "service_integration" {')
-    labels = dict(re.findall(r'^\s+"([^"]+)" \[label="([^"]+)"\];$', text, re.M))
-    assert labels["primary_service"] == "primary_service\\ncircuit breaker"
+    labels = dict(re.findall(r'^\s+"([^"]+)" \[label=<(.+)>\];$', text, re.M))
+    # The id and the kind styled apart: bold over small grey.
+    assert labels["primary_service"] == (
+        '<b>primary_service</b><br/><font point-size="10" color="#666666">circuit breaker'
+        '</font>')
     edges = re.findall(r'^\s+"([^"]+)" -> "([^"]+)" \[(.+)\];$', text, re.M)
-    assert ("primary_service", "try_primary", 'label="result → primary_result"') in edges
+    assert ("primary_service", "try_primary", 'label=" result → primary_result "') in edges
     assert ("try_primary", "use_backup", "style=dashed") in edges
 
 
@@ -76,3 +79,42 @@ def test_a_cycle_with_a_branch_hanging_off_it_is_reported():
     (diagnostic,) = info.value.diagnostics
     assert diagnostic.code == "KF002"
     assert diagnostic.message == "connections form a cycle: 'a0' -> 'rt' -> 'a0'"
+
+
+def test_edges_read_keys_and_dashed_edges_have_a_legend(kflowc):
+    # Issue 14.16: `results` is the key the connection reads; a legend for dashed edges.
+    mapped = str(Path(__file__).resolve().parent.parent / "golden/guide_file_processing/workflow.py")
+    code, stdout, _ = kflowc("graph", "--format", "dot", mapped)
+    assert code == 0
+    assert '"process_files" -> "store_results" [label=" results → results "];' in stdout
+    assert '"scan_files" -> "process_files" [label=" files → items "];' in stdout
+    assert "cluster_legend" not in stdout  # no dashed edge, no legend
+    code, stdout, _ = kflowc("graph", "--format", "dot", WORKFLOW)
+    assert ("legend_a -> legend_b [style=dashed, label=\" order only: a pattern's own "
+            'sequence, no data passed"];') in stdout
+    code, stdout, _ = kflowc("graph", WORKFLOW)
+    assert ("legend_a[\" \"] -.->|\"order only: a pattern's own sequence, no data passed\"| "
+            'legend_b[" "]') in stdout
+
+
+def test_fan_out_labels_do_not_overlap(kflowc):
+    assert shutil.which("dot"), "Graphviz's dot is needed: scripts/test.sh installs it"
+    fan = str(Path(__file__).resolve().parent.parent / "golden/fan_out_fan_in/workflow.py")
+    code, stdout, _ = kflowc("graph", "--format", "svg", fan)
+    assert code == 0
+    root = ET.fromstring(stdout[stdout.index("<svg"):])
+    ns = "{http://www.w3.org/2000/svg}"
+    boxes = []
+    for group in root.iter(f"{ns}g"):
+        if group.get("class") != "edge":
+            continue
+        for label in group.iter(f"{ns}text"):
+            x, y = float(label.get("x")), float(label.get("y"))
+            # Helvetica at size 10: at most 5.5 points a character; 10 points between.
+            width = 5.5 * len((label.text or "").strip()) + 10
+            boxes.append((x - width / 2, x + width / 2, y - 10, y))
+    assert len(boxes) == 7
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
+            assert apart, f"edge labels too close: {a} {b}"

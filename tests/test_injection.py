@@ -42,7 +42,7 @@ def test_hostile_ids_and_strings_stay_data():
     imports = [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
     assert [ast.unparse(n) for n in imports] == ["import kflow_runtime as rt"]
     top_level = [type(n).__name__ for n in tree.body]
-    assert top_level.count("AsyncFunctionDef") == len(HOSTILE) + 2  # nodes, run(), run_many()
+    assert top_level.count("AsyncFunctionDef") == len(HOSTILE) + 1  # nodes, run_nodes()
     # Every hostile id appears only as a string constant, never as code.
     constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert set(HOSTILE) <= constants

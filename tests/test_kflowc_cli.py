@@ -47,8 +47,8 @@ def test_help_lists_every_subcommand_whole(kflowc) -> None:
 def test_version_names_the_runtime_interface(kflowc) -> None:
     code, out, _ = kflowc("--version")
     assert code == 0
-    assert out.strip() == ("kflowc 0.2.0: builds modules for kflow-runtime interface 1; "
-                           "installed kflow-runtime 0.2.0 provides interface 1")
+    assert out.strip() == ("kflowc 0.2.0: builds modules for kflow-runtime interface 2; "
+                           "installed kflow-runtime 0.2.0 provides interface 2")
 
 
 def test_shell_completion_is_documented_and_works(kflowc) -> None:
@@ -73,15 +73,15 @@ def test_a_module_says_what_it_was_built_for(tmp_path: Path) -> None:
     shutil.copy(GOLDEN / "unit_testing" / "expected.py", module)
     done = python(str(module), "--version", cwd=tmp_path)
     assert done.returncode == 0
-    assert done.stdout == ("out.py: built by kflow 0.2.0 for kflow-runtime interface 1; "
-                           "running on kflow-runtime 0.2.0 (interface 1)\n")
+    assert done.stdout == ("out.py: built by kflow 0.2.0 for kflow-runtime interface 2; "
+                           "running on kflow-runtime 0.2.0 (interface 2)\n")
     assert python(str(module), "-h", cwd=tmp_path).stdout.startswith("usage: out.py")
 
 
 def future_module(tmp_path: Path) -> Path:
     """A module as a later kflowc, written for runtime interface 99, would build it."""
     source = (GOLDEN / "unit_testing" / "expected.py").read_text()
-    line = 'rt.require_interface(1, __name__, "0.2.0")'
+    line = 'rt.require_interface(2, __name__, "0.2.0")'
     assert line in source
     module = tmp_path / "future.py"
     module.write_text(source.replace(line, 'rt.require_interface(99, __name__, "9.0.0")'))
@@ -94,7 +94,7 @@ def test_a_module_for_another_runtime_fails_in_one_line(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert done.stderr == (
         "error: this module was built by kflow 9.0.0 for kflow-runtime interface 99, but the "
-        "installed kflow-runtime 0.2.0 provides interface 1: pip install "
+        "installed kflow-runtime 0.2.0 provides interface 2: pip install "
         "'kflow-runtime==9.0.0', or rebuild the module with a kflowc of release 0.2.0\n"
     )
 

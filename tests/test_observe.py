@@ -177,3 +177,37 @@ def test_progress_without_rich_is_plain_lines(tmp_path):
     assert json.loads(stdout)["status"] == "success"
     assert "enrich: 6/6 items" in text and "  enrich: done" in text
     assert "\x1b[" not in text and "Traceback" not in text
+
+
+def test_run_summary_shows_a_maps_failed_and_timed_out_items(kflowc, write_workflow):
+    # Issue 14.16: "done" alone hid 1 of 7 items timing out.
+    path = write_workflow(
+        '''
+        from kailash.workflow import AsyncWorkflowBuilder
+        builder = AsyncWorkflowBuilder("maps")
+        builder.add_parallel_map("m", """
+        async def process_item(item):
+            if item == 3:
+                await asyncio.sleep(5)
+            if item == 5:
+                raise ValueError("five")
+            return item
+        """, timeout_per_item=0.1, continue_on_error=True)
+        '''
+    )
+    code, stdout, stderr = kflowc("run", path, "--inputs", '{"items": [1, 2, 3, 4, 5, 6, 7]}')
+    assert code == 0 and json.loads(stdout)["status"] == "success"
+    row = next(line for line in stderr.splitlines() if line.startswith("│ m "))
+    assert "done" in row and "7 items, 2 failed (1 timed out)" in row
+
+
+def test_plain_summary_without_rich_shows_the_items_too():
+    from kflow_runtime.progress import map_items
+
+    envelope = {"results": {
+        "m": {"results": [1], "errors": [{"error_type": "TimeoutError"}],
+              "statistics": {"total": 2}},
+        "plain": {"statistics": "not a map"},
+        "ok": {"results": [1, 2], "errors": [], "statistics": {"total": 2}},
+    }}
+    assert map_items(envelope) == {"m": "2 items, 1 failed (1 timed out)", "ok": "2 items"}

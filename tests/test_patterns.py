@@ -63,8 +63,9 @@ async def test_parallel_map_100k_items_bounded_ordered_and_accounted():
     assert counter.peak == 50
     assert output["results"] == [i * 2 for i in items if i % 10 != 3]
     assert len(output["errors"]) == 10_000
+    # MAP_CODE is not a literal at the call: its errors are placed at the call's line.
     assert output["errors"][0] == {"index": 3, "item": 3, "error": "bad item 3",
-                                   "error_type": "ValueError"}
+                                   "error_type": "ValueError", "where": "test_patterns.py:52"}
     assert [e["index"] for e in output["errors"]] == [i for i in items if i % 10 == 3]
     assert len(output["results"]) + len(output["errors"]) == len(items)
     assert output["statistics"]["total"] == 100_000

@@ -245,3 +245,131 @@ async def test_cancellation_propagates_and_stops_running_nodes():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_code_ending_without_result_names_the_node_and_the_line():
+    # The guide's "bad" error handling: `except: pass` leaves `result` unset (issue 14.4).
+    builder = AsyncWorkflowBuilder("unset")
+    builder.add_async_code("fetch", """
+        try:
+            result = await boom()
+        except Exception:
+            pass
+    """)
+    builder.add_async_code("reads_early", """
+        result.append(1)
+        result = []
+    """)
+
+    async def boom():
+        raise ValueError("down")
+
+    line = test_code_ending_without_result_names_the_node_and_the_line.__code__.co_firstlineno + 7
+    envelope = await run(builder, {"boom": boom})
+    assert envelope["errors"]["fetch"] == (
+        f"test_runtime.py:{line}: ResultNotSet: node 'fetch' ended without setting `result` "
+        "(its code ended here without assigning it)"
+    )
+    # Reading `result` before it is set stays Python's own error, at its line.
+    assert envelope["errors"]["reads_early"].startswith(
+        f"test_runtime.py:{line + 3}: UnboundLocalError: cannot access local variable 'result'"
+    )
+
+
+async def test_code_with_several_ends_without_result_lists_them():
+    builder = AsyncWorkflowBuilder("unset")
+    builder.add_async_code("pick", """
+        if kind == "a":
+            result = 1
+        elif kind == "b":
+            pass
+    """)
+    # Ends: the `elif` (no `else`) and the `pass`.
+    first = test_code_with_several_ends_without_result_lists_them.__code__.co_firstlineno + 5
+    envelope = await run(builder, {"kind": "c"})
+    assert envelope["errors"]["pick"] == (
+        f"test_runtime.py:{first}: ResultNotSet: node 'pick' ended without setting `result` "
+        f"(its code can end without it at lines {first}, {first + 1})"
+    )
+    assert (await run(builder, {"kind": "a"}))["results"] == {"pick": 1}
+
+
+async def test_a_misspelt_input_names_the_key_and_the_closest_required_input():
+    # Issue 14.12: {"page_nmu": 1} when page_num is required.
+    builder = AsyncWorkflowBuilder("pages")
+    builder.add_async_code("page", "result = page_num * per_page")
+    envelope = await run(builder, {"page_nmu": 1, "per_page": 20, "unrelated": True})
+    assert envelope["errors"]["page"] == (
+        "InputError: missing required input 'page_num' (the inputs have 'page_nmu': did you "
+        "mean 'page_num'?)"
+    )
+    envelope = await run(builder, {"per_page": 20, "unrelated": True})
+    assert envelope["errors"]["page"] == "InputError: missing required input 'page_num'"
+
+
+async def test_a_multi_line_statement_fails_at_the_failing_expressions_line():
+    # Issue 14.5: Python 3.11 positions, not the statement's first line.
+    builder = AsyncWorkflowBuilder("lines")
+    builder.add_async_code("calc", """
+        total = {
+            "a": 1,
+            "b": 1 / zero,
+        }
+        result = send(
+            total,
+            missing["key"],
+        )
+    """)
+    first = test_a_multi_line_statement_fails_at_the_failing_expressions_line.__code__.co_firstlineno
+    envelope = await run(builder, {"zero": 0, "send": print, "missing": {}})
+    assert envelope["errors"]["calc"] == (
+        f"test_runtime.py:{first + 6}: ZeroDivisionError: division by zero"
+    )
+    envelope = await run(builder, {"zero": 1, "send": lambda *a: a, "missing": {}})
+    assert envelope["errors"]["calc"] == f"test_runtime.py:{first + 10}: KeyError: 'key'"
+
+
+async def test_map_item_errors_and_fetch_failures_carry_the_users_line():
+    from kflow import AsyncPatterns
+
+    builder = AsyncWorkflowBuilder("lines")
+    builder.add_parallel_map("m", """
+        async def process_item(item):
+            if item == 2:
+                raise ValueError("bad")
+            return item
+    """, continue_on_error=True)
+    builder.add_parallel_map("s", """
+        def process_item(item):
+            return 10 // item
+    """, continue_on_error=True)
+    AsyncPatterns.parallel_fetch(builder, "f", {
+        "one": "result = 1",
+        "two": """
+            x = 1
+            result = x / 0
+        """,
+    })
+    first = test_map_item_errors_and_fetch_failures_carry_the_users_line.__code__.co_firstlineno
+    envelope = await run(builder, {"items": [1, 2, 0]})
+    results = envelope["results"]
+    assert results["m"]["errors"] == [{"index": 1, "item": 2, "error": "bad",
+                                       "error_type": "ValueError",
+                                       "where": f"test_runtime.py:{first + 7}"}]
+    # A sync process_item runs in threads: its line is found all the same.
+    assert results["s"]["errors"][0]["where"] == f"test_runtime.py:{first + 12}"
+    assert results["f"]["failed"] == {
+        "two": f"test_runtime.py:{first + 18}: ZeroDivisionError: division by zero"
+    }
+
+
+async def test_a_misspelt_optional_input_is_warned_about_once(caplog):
+    builder = AsyncWorkflowBuilder("pages")
+    builder.add_async_code("page", "result = globals().get('page_size', 10) * page")
+    with caplog.at_level(logging.WARNING, logger="kflow"):
+        for _ in range(2):
+            envelope = await run(builder, {"page": 2, "page_sise": 50, "other_thing": 1})
+            assert envelope["results"] == {"page": 20}
+    assert [r.getMessage() for r in caplog.records] == [
+        "workflow 'pages': input 'page_sise' was given but no node reads it: did you mean "
+        "'page_size'?"]

@@ -7,7 +7,13 @@ import textwrap
 import libcst as cst
 import pytest
 
-from kflow.transforms import OptionalInputs, as_function_body, return_result
+from kflow.transforms import (
+    GetResource,
+    LoggerNames,
+    OptionalInputs,
+    as_function_body,
+    return_result,
+)
 
 
 def transform(code: str, transformer: cst.CSTTransformer) -> str:
@@ -95,3 +101,48 @@ def test_the_plain_body_is_the_libcst_body_once_black_formats_it(code):
         return
     libcst_body = as_function_body(return_result(cst.parse_module(text)))
     assert format_body(plain) == format_body(libcst_body)
+
+
+def test_awaited_get_resource_becomes_the_resource_name() -> None:
+    t = GetResource()
+    code = textwrap.dedent(
+        """
+        db = await get_resource("main_db")
+        rows = await (await get_resource('cache')).get("k")
+        other = get_resource(name)
+        """
+    )
+    out = cst.MetadataWrapper(cst.parse_module(code)).visit(t).code
+    assert out == textwrap.dedent(
+        """
+        db = main_db
+        rows = await (cache).get("k")
+        other = get_resource(name)
+        """
+    )
+    assert t.found == {"main_db": (2, 5), "cache": (3, 14)}
+    assert [p[1:] for p in t.problems] == [(4, 8)]
+
+
+def test_get_logger_of_dunder_name_gets_the_nodes_name() -> None:
+    t = LoggerNames("kflow.etl.load")
+    out = transform(
+        """
+        logger = logging.getLogger(__name__)
+        other = getLogger(__name__)
+        root = logging.getLogger()
+        named = logging.getLogger("mine")
+        where = __name__
+        """,
+        t,
+    )
+    assert out == textwrap.dedent(
+        """
+        logger = logging.getLogger("kflow.etl.load")
+        other = getLogger("kflow.etl.load")
+        root = logging.getLogger()
+        named = logging.getLogger("mine")
+        where = __name__
+        """
+    )
+    assert t.changed == 2

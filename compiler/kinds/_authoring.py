@@ -147,5 +147,17 @@ def with_required(options: NodeOptions, *names: str) -> NodeOptions:
                        options.description)
 
 
-__all__ = ["checked_call", "code_block", "located", "node_options", "with_required",
-           "with_retry"]
+def add_guarded_code(builder: Any, kind: str, node_id: str, code: Any, site: CallSite,
+                     params: Any, *, shared: str | None, **options: Any) -> str:
+    """Add a node of `kind` that guards the user's `code` (its 3rd argument) with state
+    that `shared` may keep in a Redis resource: rate_limited and circuit_breaker."""
+    node_opts = node_options(site, **options)
+    if shared:
+        node_opts = with_required(node_opts, shared)
+    block = code_block(code, site, site.string_at(2, "code"))
+    return builder.add_node(builder.node(node_id, kind, site, code=block, params=params,
+                                         options=node_opts))
+
+
+__all__ = ["add_guarded_code", "checked_call", "code_block", "located", "node_options",
+           "with_required", "with_retry"]

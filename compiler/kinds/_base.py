@@ -52,6 +52,7 @@ class Kind:
     Params: ClassVar[type[Params]] = NoParams
     label: ClassVar[str] = ""  # for `kflowc graph`; the name with spaces by default
     has_code: ClassVar[bool] = True  # whether a node of this kind carries a code string
+    runs_off_loop: ClassVar[bool] = False  # its code runs in a thread: blocking calls are fine
 
     # -- structure (checked when the IR node is built) -------------------------------
 
@@ -91,16 +92,24 @@ class Kind:
 
     def check_code(self, node: Node, code: CodeAnalysis | None) -> list[Diagnostic]:
         """Problems seen once the code is analysed; by default, code that never sets the
-        name it returns (KF102)."""
-        if code is None or code.assigns_result:
+        name it returns (KF102), or that can end without setting it on some path (KF110)."""
+        if code is None:
             return []
         role = self.code_role(node)
+        if code.assigns_result:
+            return [unset_warning(node.id, role.returns, code)] if code.unset_ends else []
         if role.always_return:
             return []
         return [Diagnostic(
             "KF102", f"node {node.id!r} never sets `{role.returns}`; its output will be None",
             node.location, f"assign the node's output to `{role.returns}`", severity="warning",
         )]
+
+    def may_await(self, a: NodeAnalysis) -> bool:
+        """Whether the node can suspend while it runs, so that a timeout can interrupt it.
+        A node that cannot gets no timeout machinery (decided here, at compile time); a
+        pattern awaits its own machinery, so by default every node can."""
+        return True
 
     # -- generation -------------------------------------------------------------------
 
@@ -109,6 +118,22 @@ class Kind:
 
     def __repr__(self) -> str:
         return f"<kind {self.name}>"
+
+
+def unset_warning(node_id: str, returns: str, code: CodeAnalysis) -> Diagnostic:
+    """KF110: a path through the code ends without assigning `returns` (the guide's
+    `except: pass`); at run time the node would fail there."""
+    from kflow.ir import SourceLocation
+
+    lines = code.unset_ends
+    where = SourceLocation(code.file, lines[0], 0) if code.file else None
+    others = f" (and at line {', '.join(map(str, lines[1:]))})" if lines[1:] else ""
+    return Diagnostic(
+        "KF110", f"node {node_id!r} can end here without setting `{returns}`{others}; "
+        "the node then fails", where,
+        f"assign `{returns}` on every path (in an `except`, the value to use instead), "
+        "or raise", severity="warning",
+    )
 
 
 def fixed_keys(*keys: str | None) -> dict[str, Any]:

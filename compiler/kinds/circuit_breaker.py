@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kflow.errors import Diagnostic
 from kflow.ir import Node
-from kflow.kinds._authoring import checked_call, code_block, located, node_options, with_required
+from kflow.kinds._authoring import add_guarded_code, checked_call, located
 from kflow.kinds._base import Kind
 from kflow.kinds._shared import shared_key, shared_state_check
 from kflow.locate import caller_site
@@ -80,14 +80,11 @@ def circuit_breaker(
     site = caller_site()
     with located(site.location, "KF016"):
         params = CircuitBreakerParams(failure_threshold, reset_timeout, shared)
-    options = node_options(site, timeout=timeout, retry_policy=retry_policy,
-                           error_handler=error_handler, required_resources=required_resources,
-                           description=description)
-    if shared:
-        options = with_required(options, shared)
-    block = code_block(code, site, site.string_at(2, "code"))
-    return builder.add_node(builder.node(node_id, "circuit_breaker", site, code=block,
-                                         params=params, options=options))
+    return add_guarded_code(
+        builder, "circuit_breaker", node_id, code, site, params, shared=shared, timeout=timeout,
+        retry_policy=retry_policy, error_handler=error_handler,
+        required_resources=required_resources, description=description,
+    )
 
 
 KINDS = (CircuitBreakerKind(),)

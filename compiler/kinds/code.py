@@ -25,6 +25,11 @@ class CodeKind(Kind):
     def output_keys(self, node: Node, code: CodeAnalysis | None) -> StaticKeys | None:
         return code.static_keys if code is not None else None
 
+    def may_await(self, a: NodeAnalysis) -> bool:
+        # Its function is the code itself: opening a resource awaits, and so does the code
+        # when it has an `await`, `async for` or `async with` of its own.
+        return a.code is None or a.code.awaits or bool(a.resources)
+
     def emit(self, m: ModuleBuilder, a: NodeAnalysis) -> Emitted:
         return m.code_node(a)
 

@@ -1,7 +1,8 @@
 """Workflow "robust", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `risky_operation`.
 """
 
 import asyncio
@@ -9,14 +10,16 @@ import time
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "robust"
 NODES = ("robust_operation",)
 # Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
 # nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
 DURABLE = {"robust_operation": ("91922a11cc703eb2", ())}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"robust_operation": ("code", "workflow.py:8")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"risky_operation": ("robust_operation",)}
 
@@ -53,49 +56,12 @@ async def node_robust_operation(*, risky_operation):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "robust_operation",
-            node_robust_operation,
-            inputs=("risky_operation",),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "robust_operation",
+        node_robust_operation,
+        inputs=("risky_operation",),
     )
 
 
@@ -103,10 +69,27 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_robust_operation": "25-53 26:11 28:13 29:14 31:16 32:17 33:18 34:19 35:20 37:22 42:27 43:28 45:30 46:31 48:33 53:37",
+        "node_robust_operation": "28-56 29:11 31:13 32:14 34:16 35:17 36:18 37:19 38:20 39:21 40:22 41:23 42:24 43:25 45:27 46:28 48:30 49:31 51:33 52:34 53:35 54:36 56:37",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("risky_operation",),
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

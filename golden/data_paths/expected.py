@@ -6,8 +6,8 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "data_paths"
 NODES = ("data_fetcher", "processor")
@@ -16,6 +16,11 @@ NODES = ("data_fetcher", "processor")
 DURABLE = {
     "data_fetcher": ("95d8169c8f4d04c7", ()),
     "processor": ("708f9b438fce086e", ("data_fetcher",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "data_fetcher": ("code", "workflow.py:7"),
+    "processor": ("code", "workflow.py:15"),
 }
 
 
@@ -40,51 +45,18 @@ async def node_processor(*, user_profile, user_permissions, auth_token):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        await ctx.call("data_fetcher", node_data_fetcher)
-        await ctx.call(
-            "processor",
-            node_processor,
-            wires=(
-                ("user_profile", "data_fetcher", ("user_data", "profile")),
-                ("user_permissions", "data_fetcher", ("permissions",)),
-                ("auth_token", "data_fetcher", ("session", "token")),
-            ),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("data_fetcher", node_data_fetcher, timeout=None)
+    await ctx.call(
+        "processor",
+        node_processor,
+        wires=(
+            ("user_profile", "data_fetcher", ("user_data", "profile")),
+            ("user_permissions", "data_fetcher", ("permissions",)),
+            ("auth_token", "data_fetcher", ("session", "token")),
+        ),
+        timeout=None,
     )
 
 
@@ -92,11 +64,26 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_data_fetcher": "23-29 24:8 29:12",
-        "node_processor": "33-40 34:16 35:17 40:21",
+        "node_data_fetcher": "28-34 29:8 30:9 31:10 32:11 34:12",
+        "node_processor": "38-45 39:16 40:17 41:18 42:19 43:20 45:21",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

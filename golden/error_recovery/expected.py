@@ -1,7 +1,8 @@
 """Workflow "payments", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `external_service`, `refund_service`.
 """
 
 import aiohttp
@@ -9,8 +10,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "payments"
 NODES = ("critical_operation", "refund")
@@ -19,6 +20,11 @@ NODES = ("critical_operation", "refund")
 DURABLE = {
     "critical_operation": ("e6efe55af54dcf9f", ()),
     "refund": ("42ec647c9cb61d51", ()),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "critical_operation": ("code", "workflow.py:23"),
+    "refund": ("code", "workflow.py:40"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
@@ -81,48 +87,11 @@ async def chain_refund(ctx: rt.Run) -> None:
     )
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.concurrently(
-            chain_critical_operation,
-            chain_refund,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_critical_operation,
+        chain_refund,
     )
 
 
@@ -130,11 +99,28 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_critical_operation": "32-40 34:27 35:28 40:32",
-        "node_refund": "44-47 45:43 46:44 47:44",
+        "node_critical_operation": "38-46 40:27 41:28 42:29 43:30 44:31 46:32",
+        "node_refund": "50-53 51:43 52:44 53:44",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("external_service", "refund_service"),
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

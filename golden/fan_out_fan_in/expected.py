@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "fan_out_fan_in"
 NODES = ("source", "processor_a", "processor_b", "processor_c", "monitor", "aggregator")
@@ -22,6 +22,15 @@ DURABLE = {
     "processor_c": ("1e74504779cbc617", ("source",)),
     "monitor": ("30525e8e179c4384", ("source",)),
     "aggregator": ("5790a616262ae5f3", ("processor_a", "processor_b", "processor_c")),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "source": ("code", "workflow.py:7"),
+    "processor_a": ("code", "workflow.py:10"),
+    "processor_b": ("code", "workflow.py:14"),
+    "processor_c": ("code", "workflow.py:18"),
+    "monitor": ("code", "workflow.py:21"),
+    "aggregator": ("code", "workflow.py:24"),
 }
 
 
@@ -64,7 +73,7 @@ async def node_aggregator(*, data_a, data_b, data_c):
 
 
 async def chain_source(ctx: rt.Run) -> None:
-    await ctx.call("source", node_source)
+    await ctx.call("source", node_source, timeout=None)
     await ctx.call(
         "processor_a",
         node_processor_a,
@@ -87,12 +96,18 @@ async def chain_processor_c(ctx: rt.Run) -> None:
         "processor_c",
         node_processor_c,
         wires=(("input", "source", ("data",)),),
+        timeout=None,
     )
 
 
 async def chain_monitor(ctx: rt.Run) -> None:
     await ctx.wait("source")
-    await ctx.call("monitor", node_monitor, wires=(("stats", "source", ("metadata",)),))
+    await ctx.call(
+        "monitor",
+        node_monitor,
+        wires=(("stats", "source", ("metadata",)),),
+        timeout=None,
+    )
 
 
 async def chain_aggregator(ctx: rt.Run) -> None:
@@ -105,51 +120,18 @@ async def chain_aggregator(ctx: rt.Run) -> None:
             ("data_b", "processor_b", ()),
             ("data_c", "processor_c", ()),
         ),
+        timeout=None,
     )
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        await ctx.concurrently(
-            chain_source,
-            chain_processor_b,
-            chain_processor_c,
-            chain_monitor,
-            chain_aggregator,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_source,
+        chain_processor_b,
+        chain_processor_c,
+        chain_monitor,
+        chain_aggregator,
     )
 
 
@@ -157,15 +139,30 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_source": "29-31 30:8 31:8",
-        "node_processor_a": "35-38 36:11 37:12 38:12",
-        "node_processor_b": "42-45 43:15 44:16 45:16",
-        "node_processor_c": "49-51 50:19 51:19",
-        "node_monitor": "55-57 56:22 57:22",
-        "node_aggregator": "61-63 62:25 63:25",
+        "node_source": "38-40 39:8 40:8",
+        "node_processor_a": "44-47 45:11 46:12 47:12",
+        "node_processor_b": "51-54 52:15 53:16 54:16",
+        "node_processor_c": "58-60 59:19 60:19",
+        "node_monitor": "64-66 65:22 66:22",
+        "node_aggregator": "70-72 71:25 72:25",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

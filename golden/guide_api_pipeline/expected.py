@@ -8,8 +8,8 @@ import json
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "api_pipeline"
 NODES = ("fetch_users", "process_users", "store_users")
@@ -19,6 +19,12 @@ DURABLE = {
     "fetch_users": ("108bd38f2b772ef8", ()),
     "process_users": ("da725f0e7ae4f9e0", ("fetch_users",)),
     "store_users": ("da6fdaf801c8ec40", ("process_users",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "fetch_users": ("rate_limited", "workflow.py:23"),
+    "process_users": ("parallel_map", "workflow.py:34"),
+    "store_users": ("batch_processor", "workflow.py:54"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_users",)}
@@ -99,87 +105,26 @@ async def node_store_users(*, items, db):
     return await rt.batch_process(process_batch, items, batch_size=50)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    resources: dict | None = None,
-    registry: rt.ResourceRegistry | None = None,
-    environ: dict | None = None,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope.
-
-    `resources` injects ready-made resource objects by name (tests, mocks), or is the
-    long-lived `open_resources()` of this process, which the run uses and leaves open;
-    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
-    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
-    again with the same `run_id` to resume (docs/durable.md).
-    """
-    if isinstance(resources, rt.Resources):
-        opened, owned = resources, False
-    else:
-        opened = rt.Resources(
-            RESOURCES, injected=resources, registry=registry, environ=environ
-        )
-        owned = True
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        resources=opened,
-        close_resources=owned,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "fetch_users",
-            node_fetch_users,
-            inputs=("page_num",),
-            resources=("api",),
-        )
-        await ctx.call(
-            "process_users",
-            node_process_users,
-            wires=(("items", "fetch_users", ()),),
-            resources=("api",),
-            timeout=None,
-        )
-        await ctx.call(
-            "store_users",
-            node_store_users,
-            wires=(("items", "process_users", ("results",)),),
-            resources=("db",),
-        )
-    return ctx.envelope()
-
-
-def open_resources(
-    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
-) -> rt.Resources:
-    """Resources for a long-lived process: each opens on first use and stays open for
-    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return rt.Resources(RESOURCES, registry=registry, environ=environ)
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "fetch_users",
+        node_fetch_users,
+        inputs=("page_num",),
+        resources=("api",),
+    )
+    await ctx.call(
+        "process_users",
+        node_process_users,
+        wires=(("items", "fetch_users", ()),),
+        resources=("api",),
+        timeout=None,
+    )
+    await ctx.call(
+        "store_users",
+        node_store_users,
+        wires=(("items", "process_users", ("results",)),),
+        resources=("db",),
     )
 
 
@@ -187,12 +132,29 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_users": "36-39 37:27 38:28 39:28",
-        "functions_process_users": "53-66 54:37 56:39 57:40 59:42 66:47",
-        "code_store_users": "81-92 82:58 83:59 84:60 91:64 92:64",
+        "code_fetch_users": "42-45 43:27 44:28 45:28",
+        "functions_process_users": "59-72 60:37 62:39 63:40 65:42 66:43 67:44 68:45 69:46 72:47",
+        "code_store_users": "87-98 88:58 89:59 90:60 91:61 92:62 93:62 94:62 95:62 97:64 98:64",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    resources=RESOURCES,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

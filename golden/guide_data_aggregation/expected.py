@@ -1,13 +1,14 @@
 """Workflow "data_aggregation", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `crm_api`, `orders_api`, `inventory_api`, `analytics_api`.
 """
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "data_aggregation"
 NODES = ("multi_fetch", "analyze")
@@ -16,6 +17,11 @@ NODES = ("multi_fetch", "analyze")
 DURABLE = {
     "multi_fetch": ("866dca9923dac791", ()),
     "analyze": ("4ad00e9967c19011", ("multi_fetch",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "multi_fetch": ("parallel_fetch", "workflow.py:13"),
+    "analyze": ("code", "workflow.py:39"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
@@ -100,57 +106,21 @@ async def node_analyze(*, successful, failed):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "multi_fetch",
-            node_multi_fetch,
-            inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
-        )
-        await ctx.call(
-            "analyze",
-            node_analyze,
-            wires=(
-                ("successful", "multi_fetch", ("successful",)),
-                ("failed", "multi_fetch", ("failed",)),
-            ),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "multi_fetch",
+        node_multi_fetch,
+        inputs=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+    )
+    await ctx.call(
+        "analyze",
+        node_analyze,
+        wires=(
+            ("successful", "multi_fetch", ("successful",)),
+            ("failed", "multi_fetch", ("failed",)),
+        ),
+        timeout=None,
     )
 
 
@@ -158,14 +128,31 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_customers": "30-33 31:18 32:19 33:19",
-        "fetch_multi_fetch_orders": "37-40 38:22 39:23 40:23",
-        "fetch_multi_fetch_inventory": "44-47 45:26 46:27 47:27",
-        "fetch_multi_fetch_analytics": "51-54 52:30 53:31 54:31",
-        "node_analyze": "70-100 72:43 73:44 74:45 75:46 78:49 79:50 80:51 81:52 82:53 83:54 86:57 95:68 100:72",
+        "fetch_multi_fetch_customers": "36-39 37:18 38:19 39:19",
+        "fetch_multi_fetch_orders": "43-46 44:22 45:23 46:23",
+        "fetch_multi_fetch_inventory": "50-53 51:26 52:27 53:27",
+        "fetch_multi_fetch_analytics": "57-60 58:30 59:31 60:31",
+        "node_analyze": "76-106 78:43 79:44 80:45 81:46 84:49 85:50 86:51 87:52 88:53 89:54 92:57 93:58 94:59 95:60 96:61 97:62 98:65 101:68 102:69 103:70 104:71 106:72",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("crm_api", "orders_api", "inventory_api", "analytics_api"),
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

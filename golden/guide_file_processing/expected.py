@@ -6,8 +6,8 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "file_processor"
 NODES = ("scan_files", "process_files", "store_results")
@@ -17,6 +17,12 @@ DURABLE = {
     "scan_files": ("05bff52194849308", ()),
     "process_files": ("abf68682c2d329fc", ("scan_files",)),
     "store_results": ("42b08aaa99ca3405", ("process_files",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "scan_files": ("code", "workflow.py:22"),
+    "process_files": ("parallel_map", "workflow.py:45"),
+    "store_results": ("code", "workflow.py:84"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"input_directory": ("scan_files",)}
@@ -132,84 +138,28 @@ async def node_store_results(*, results, errors, db):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    resources: dict | None = None,
-    registry: rt.ResourceRegistry | None = None,
-    environ: dict | None = None,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope.
-
-    `resources` injects ready-made resource objects by name (tests, mocks), or is the
-    long-lived `open_resources()` of this process, which the run uses and leaves open;
-    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
-    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
-    again with the same `run_id` to resume (docs/durable.md).
-    """
-    if isinstance(resources, rt.Resources):
-        opened, owned = resources, False
-    else:
-        opened = rt.Resources(
-            RESOURCES, injected=resources, registry=registry, environ=environ
-        )
-        owned = True
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        resources=opened,
-        close_resources=owned,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("scan_files", node_scan_files, inputs=("input_directory",))
-        await ctx.call(
-            "process_files",
-            node_process_files,
-            wires=(("items", "scan_files", ("files",)),),
-            timeout=None,
-        )
-        await ctx.call(
-            "store_results",
-            node_store_results,
-            wires=(
-                ("results", "process_files", ("results",)),
-                ("errors", "process_files", ("errors",)),
-            ),
-            resources=("db",),
-        )
-    return ctx.envelope()
-
-
-def open_resources(
-    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
-) -> rt.Resources:
-    """Resources for a long-lived process: each opens on first use and stays open for
-    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return rt.Resources(RESOURCES, registry=registry, environ=environ)
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "scan_files",
+        node_scan_files,
+        inputs=("input_directory",),
+        timeout=None,
+    )
+    await ctx.call(
+        "process_files",
+        node_process_files,
+        wires=(("items", "scan_files", ("files",)),),
+        timeout=None,
+    )
+    await ctx.call(
+        "store_results",
+        node_store_results,
+        wires=(
+            ("results", "process_files", ("results",)),
+            ("errors", "process_files", ("errors",)),
+        ),
+        resources=("db",),
     )
 
 
@@ -217,12 +167,29 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_scan_files": "33-52 34:25 35:26 37:28 38:29 40:31 41:32 42:33 51:40 52:40",
-        "functions_process_files": "56-87 57:48 58:49 59:50 62:53 65:56 68:59 77:68 78:69 80:71 87:76",
-        "node_store_results": "102-132 103:87 106:90 107:91 110:94 111:95 112:96 123:106 132:114",
+        "node_scan_files": "39-58 40:25 41:26 43:28 44:29 46:31 47:32 48:33 49:33 50:34 51:35 52:36 53:37 57:40 58:40",
+        "functions_process_files": "62-93 63:48 64:49 65:50 68:53 71:56 74:59 75:60 76:61 77:62 78:63 79:64 83:68 84:69 86:71 87:72 88:73 89:74 90:75 93:76",
+        "node_store_results": "108-138 109:87 112:90 113:91 116:94 117:95 118:96 119:96 124:101 125:102 126:103 129:106 130:107 131:108 132:109 133:110 134:111 135:112 138:114",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    resources=RESOURCES,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

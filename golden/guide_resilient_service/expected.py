@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "service_integration"
 NODES = (
@@ -29,6 +29,15 @@ DURABLE = {
     "cache_check": ("2f95678acb38caa4", ("use_backup",)),
     "fetch_fresh": ("00fff26a57d357fa", ("cache_check",)),
     "cache_store": ("9e87de1476bae9dc", ("fetch_fresh",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "primary_service": ("circuit_breaker", "workflow.py:20"),
+    "try_primary": ("fallback_primary", "workflow.py:34"),
+    "use_backup": ("fallback", "workflow.py:34"),
+    "cache_check": ("cache_check", "workflow.py:55"),
+    "fetch_fresh": ("cache_fetch", "workflow.py:55"),
+    "cache_store": ("cache_store", "workflow.py:55"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
@@ -139,112 +148,51 @@ async def node_cache_store(*, lookup, data, cache):
     return await rt.cache_set(cache, lookup["key"], data, 1800.0)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    resources: dict | None = None,
-    registry: rt.ResourceRegistry | None = None,
-    environ: dict | None = None,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope.
-
-    `resources` injects ready-made resource objects by name (tests, mocks), or is the
-    long-lived `open_resources()` of this process, which the run uses and leaves open;
-    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
-    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
-    again with the same `run_id` to resume (docs/durable.md).
-    """
-    if isinstance(resources, rt.Resources):
-        opened, owned = resources, False
-    else:
-        opened = rt.Resources(
-            RESOURCES, injected=resources, registry=registry, environ=environ
-        )
-        owned = True
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        resources=opened,
-        close_resources=owned,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "primary_service",
-            node_primary_service,
-            inputs=("request_data",),
-            resources=("primary_api",),
-            timeout=None,
-        )
-        await ctx.call(
-            "try_primary",
-            node_try_primary,
-            wires=(("primary_result", "primary_service", ()),),
-            timeout=10.0,
-            on_error=rt.Recover(),
-        )
-        await ctx.call(
-            "use_backup",
-            node_use_backup,
-            wires=(
-                ("primary_output", "try_primary", ()),
-                ("primary_error", "try_primary", None),
-            ),
-            inputs=("request_data",),
-            resources=("backup_api",),
-        )
-        await ctx.call(
-            "cache_check",
-            node_cache_check,
-            after=("use_backup",),
-            inputs=("item_id",),
-            resources=("cache",),
-        )
-        await ctx.call(
-            "fetch_fresh",
-            node_fetch_fresh,
-            wires=(("backup_result", "use_backup", ()), ("lookup", "cache_check", ())),
-            inputs=("item_id",),
-            resources=("primary_api",),
-        )
-        await ctx.call(
-            "cache_store",
-            node_cache_store,
-            wires=(("lookup", "cache_check", ()), ("data", "fetch_fresh", ())),
-            resources=("cache",),
-        )
-    return ctx.envelope()
-
-
-def open_resources(
-    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
-) -> rt.Resources:
-    """Resources for a long-lived process: each opens on first use and stays open for
-    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return rt.Resources(RESOURCES, registry=registry, environ=environ)
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "primary_service",
+        node_primary_service,
+        inputs=("request_data",),
+        resources=("primary_api",),
+        timeout=None,
+    )
+    await ctx.call(
+        "try_primary",
+        node_try_primary,
+        wires=(("primary_result", "primary_service", ()),),
+        timeout=10.0,
+        on_error=rt.Recover(),
+    )
+    await ctx.call(
+        "use_backup",
+        node_use_backup,
+        wires=(
+            ("primary_output", "try_primary", ()),
+            ("primary_error", "try_primary", None),
+        ),
+        inputs=("request_data",),
+        resources=("backup_api",),
+    )
+    await ctx.call(
+        "cache_check",
+        node_cache_check,
+        after=("use_backup",),
+        inputs=("item_id",),
+        resources=("cache",),
+    )
+    await ctx.call(
+        "fetch_fresh",
+        node_fetch_fresh,
+        wires=(("backup_result", "use_backup", ()), ("lookup", "cache_check", ())),
+        inputs=("item_id",),
+        resources=("primary_api",),
+    )
+    await ctx.call(
+        "cache_store",
+        node_cache_store,
+        wires=(("lookup", "cache_check", ()), ("data", "fetch_fresh", ())),
+        resources=("cache",),
     )
 
 
@@ -252,13 +200,30 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_primary_service": "54-59 55:24 56:25 57:26 58:27 59:27",
-        "node_try_primary": "78-84 80:40 81:41 83:43 84:43",
-        "code_use_backup": "88-93 90:47 91:48 92:49 93:49",
-        "code_fetch_fresh": "111-122 113:62 114:63 117:66 118:67 119:68 121:70 122:70",
+        "code_primary_service": "63-68 64:24 65:25 66:26 67:27 68:27",
+        "node_try_primary": "87-93 89:40 90:41 92:43 93:43",
+        "code_use_backup": "97-102 99:47 100:48 101:49 102:49",
+        "code_fetch_fresh": "120-131 122:62 123:63 126:66 127:67 128:68 130:70 131:70",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    resources=RESOURCES,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

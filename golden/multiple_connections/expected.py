@@ -6,8 +6,8 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "health_alerts"
 NODES = ("health_monitor", "alert_processor")
@@ -16,6 +16,11 @@ NODES = ("health_monitor", "alert_processor")
 DURABLE = {
     "health_monitor": ("49696711a2c63740", ()),
     "alert_processor": ("ee0ab0532699f488", ("health_monitor",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "health_monitor": ("code", "workflow.py:8"),
+    "alert_processor": ("code", "workflow.py:17"),
 }
 
 
@@ -47,51 +52,18 @@ async def node_alert_processor(
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        await ctx.call("health_monitor", node_health_monitor)
-        await ctx.call(
-            "alert_processor",
-            node_alert_processor,
-            wires=(
-                ("alerts", "health_monitor", ("alerts",)),
-                ("needs_alerting", "health_monitor", ("needs_alerting",)),
-                ("metrics", "health_monitor", ("metrics",)),
-            ),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("health_monitor", node_health_monitor, timeout=None)
+    await ctx.call(
+        "alert_processor",
+        node_alert_processor,
+        wires=(
+            ("alerts", "health_monitor", ("alerts",)),
+            ("needs_alerting", "health_monitor", ("needs_alerting",)),
+            ("metrics", "health_monitor", ("metrics",)),
+        ),
+        timeout=None,
     )
 
 
@@ -99,11 +71,26 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_health_monitor": "23-30 24:9 30:14",
-        "node_alert_processor": "34-47 38:19 39:20 40:21 42:23 47:27",
+        "node_health_monitor": "28-35 29:9 30:10 31:11 32:12 33:13 35:14",
+        "node_alert_processor": "39-52 43:19 44:20 45:21 47:23 48:24 49:25 50:26 52:27",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

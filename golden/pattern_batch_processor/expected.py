@@ -6,14 +6,19 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "batch_processor"
 NODES = ("load", "square")
 # Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
 # nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
 DURABLE = {"load": ("f01e17b812467438", ()), "square": ("9e930becaaa29bb8", ("load",))}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "load": ("code", "workflow.py:7"),
+    "square": ("batch_processor", "workflow.py:8"),
+}
 
 
 # Node "load": workflow.py:7
@@ -35,55 +40,36 @@ async def node_square(*, items):
     return await rt.batch_process(process_batch, items, batch_size=4)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        await ctx.call("load", node_load)
-        await ctx.call("square", node_square, wires=(("items", "load", ()),))
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
-    )
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("load", node_load, timeout=None)
+    await ctx.call("square", node_square, wires=(("items", "load", ()),))
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "20-22 21:7 22:7",
-        "code_square": "26-28 27:12 28:12",
+        "node_load": "25-27 26:7 27:7",
+        "code_square": "31-33 32:12 33:12",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -6,8 +6,8 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "cache_aside"
 NODES = ("profile_cached", "profile_fetch", "profile_store")
@@ -17,6 +17,12 @@ DURABLE = {
     "profile_cached": ("0b4386e04e3a107b", ()),
     "profile_fetch": ("dd0f6d17c1a1a3b4", ("profile_cached",)),
     "profile_store": ("68b251828fdfae4f", ("profile_fetch",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "profile_cached": ("cache_check", "workflow.py:10"),
+    "profile_fetch": ("cache_fetch", "workflow.py:10"),
+    "profile_store": ("cache_store", "workflow.py:10"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {
@@ -62,86 +68,25 @@ async def node_profile_store(*, lookup, data, cache):
     return await rt.cache_set(cache, lookup["key"], data, 300.0)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    resources: dict | None = None,
-    registry: rt.ResourceRegistry | None = None,
-    environ: dict | None = None,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope.
-
-    `resources` injects ready-made resource objects by name (tests, mocks), or is the
-    long-lived `open_resources()` of this process, which the run uses and leaves open;
-    `registry` injects through a ResourceRegistry; `environ` replaces os.environ for
-    settings and secrets; `observer` watches the run (progress, traces). `checkpoint`
-    (a SQLite file or postgresql:// URL) stores each node's outcome as it ends: run
-    again with the same `run_id` to resume (docs/durable.md).
-    """
-    if isinstance(resources, rt.Resources):
-        opened, owned = resources, False
-    else:
-        opened = rt.Resources(
-            RESOURCES, injected=resources, registry=registry, environ=environ
-        )
-        owned = True
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        resources=opened,
-        close_resources=owned,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call(
-            "profile_cached",
-            node_profile_cached,
-            inputs=("user_id",),
-            resources=("cache",),
-        )
-        await ctx.call(
-            "profile_fetch",
-            node_profile_fetch,
-            wires=(("lookup", "profile_cached", ()),),
-            inputs=("fetches", "user_id", "tier"),
-        )
-        await ctx.call(
-            "profile_store",
-            node_profile_store,
-            wires=(("lookup", "profile_cached", ()), ("data", "profile_fetch", ())),
-            resources=("cache",),
-        )
-    return ctx.envelope()
-
-
-def open_resources(
-    *, registry: rt.ResourceRegistry | None = None, environ: dict | None = None
-) -> rt.Resources:
-    """Resources for a long-lived process: each opens on first use and stays open for
-    every run given them as `run(inputs, resources=...)`. Close with `.aclose()`."""
-    return rt.Resources(RESOURCES, registry=registry, environ=environ)
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call(
+        "profile_cached",
+        node_profile_cached,
+        inputs=("user_id",),
+        resources=("cache",),
+    )
+    await ctx.call(
+        "profile_fetch",
+        node_profile_fetch,
+        wires=(("lookup", "profile_cached", ()),),
+        inputs=("fetches", "user_id", "tier"),
+    )
+    await ctx.call(
+        "profile_store",
+        node_profile_store,
+        wires=(("lookup", "profile_cached", ()), ("data", "profile_fetch", ())),
+        resources=("cache",),
     )
 
 
@@ -149,10 +94,27 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_profile_fetch": "44-47 45:16 46:17 47:17",
+        "code_profile_fetch": "50-53 51:16 52:17 53:17",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    resources=RESOURCES,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

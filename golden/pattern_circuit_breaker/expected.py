@@ -8,14 +8,19 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "circuit_breaker"
 NODES = ("charge", "refund")
 # Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
 # nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
 DURABLE = {"charge": ("6ff99989207efd99", ()), "refund": ("3025bd955e377e8a", ())}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "charge": ("circuit_breaker", "workflow.py:7"),
+    "refund": ("circuit_breaker", "workflow.py:18"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"amount": ("charge",), "limit": ("charge",)}
 
@@ -63,48 +68,11 @@ async def chain_refund(ctx: rt.Run) -> None:
     await ctx.call("refund", node_refund, timeout=None)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.concurrently(
-            chain_charge,
-            chain_refund,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_charge,
+        chain_refund,
     )
 
 
@@ -112,11 +80,27 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_charge": "24-28 25:11 26:12 27:13 28:13",
-        "code_refund": "44-45 45:22",
+        "code_charge": "29-33 30:11 31:12 32:13 33:13",
+        "code_refund": "49-50 50:22",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

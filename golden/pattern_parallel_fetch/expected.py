@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "parallel_fetch"
 NODES = ("multi_fetch", "summary")
@@ -18,6 +18,11 @@ NODES = ("multi_fetch", "summary")
 DURABLE = {
     "multi_fetch": ("19fcfce0eb124510", ()),
     "summary": ("804a1034a14a3add", ("multi_fetch",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "multi_fetch": ("parallel_fetch", "workflow.py:7"),
+    "summary": ("code", "workflow.py:27"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"count": ("multi_fetch",)}
@@ -60,53 +65,17 @@ async def node_summary(*, successful, failed):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("multi_fetch", node_multi_fetch, inputs=("count",))
-        await ctx.call(
-            "summary",
-            node_summary,
-            wires=(
-                ("successful", "multi_fetch", ("successful",)),
-                ("failed", "multi_fetch", ("failed",)),
-            ),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("multi_fetch", node_multi_fetch, inputs=("count",))
+    await ctx.call(
+        "summary",
+        node_summary,
+        wires=(
+            ("successful", "multi_fetch", ("successful",)),
+            ("failed", "multi_fetch", ("failed",)),
+        ),
+        timeout=None,
     )
 
 
@@ -114,13 +83,29 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "fetch_multi_fetch_fast": "27-30 28:12 29:13 30:13",
-        "fetch_multi_fetch_slow": "34-37 35:16 36:17 37:17",
-        "fetch_multi_fetch_broken": "41-43 42:20 43:20",
-        "node_summary": "58-60 59:28 60:28",
+        "fetch_multi_fetch_fast": "32-35 33:12 34:13 35:13",
+        "fetch_multi_fetch_slow": "39-42 40:16 41:17 42:17",
+        "fetch_multi_fetch_broken": "46-48 47:20 48:20",
+        "node_summary": "63-65 64:28 65:28",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

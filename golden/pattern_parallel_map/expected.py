@@ -8,14 +8,19 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "parallel_map"
 NODES = ("load", "enrich")
 # Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
 # nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
 DURABLE = {"load": ("df8df472d216005c", ()), "enrich": ("08ab96702ad09241", ("load",))}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "load": ("code", "workflow.py:7"),
+    "enrich": ("parallel_map", "workflow.py:8"),
+}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"greeting": ("enrich",)}
 
@@ -44,52 +49,15 @@ async def node_enrich(*, items, greeting):
     )
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("load", node_load)
-        await ctx.call(
-            "enrich",
-            node_enrich,
-            wires=(("items", "load", ("users",)),),
-            inputs=("greeting",),
-            timeout=None,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("load", node_load, timeout=None)
+    await ctx.call(
+        "enrich",
+        node_enrich,
+        wires=(("items", "load", ("users",)),),
+        inputs=("greeting",),
+        timeout=None,
     )
 
 
@@ -97,11 +65,27 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_load": "24-26 25:7 26:7",
-        "functions_enrich": "30-37 31:11 32:12 33:13 34:14 35:15 37:15",
+        "node_load": "29-31 30:7 31:7",
+        "functions_enrich": "35-42 36:11 37:12 38:13 39:14 40:15 42:15",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -8,8 +8,8 @@ import functools
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "controlling_concurrency"
 NODES = ("numbers", "cpu_intensive", "io_intensive", "memory_intensive")
@@ -20,6 +20,13 @@ DURABLE = {
     "cpu_intensive": ("971084fb6a1a53c4", ("numbers",)),
     "io_intensive": ("f479b915b45bc28d", ("numbers",)),
     "memory_intensive": ("f5be90873b457866", ("numbers",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "numbers": ("code", "workflow.py:36"),
+    "cpu_intensive": ("parallel_map", "workflow.py:39"),
+    "io_intensive": ("parallel_map", "workflow.py:48"),
+    "memory_intensive": ("parallel_map", "workflow.py:56"),
 }
 
 
@@ -112,7 +119,7 @@ async def node_memory_intensive(*, items):
 
 
 async def chain_numbers(ctx: rt.Run) -> None:
-    await ctx.call("numbers", node_numbers)
+    await ctx.call("numbers", node_numbers, timeout=None)
     await ctx.call(
         "cpu_intensive",
         node_cpu_intensive,
@@ -141,46 +148,12 @@ async def chain_memory_intensive(ctx: rt.Run) -> None:
     )
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        await ctx.concurrently(
-            chain_numbers,
-            chain_io_intensive,
-            chain_memory_intensive,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_numbers,
+        chain_io_intensive,
+        chain_memory_intensive,
     )
 
 
@@ -188,13 +161,28 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_numbers": "27-29 28:36 29:36",
-        "functions_cpu_intensive": "34-49 35:22 36:23 38:25 40:27 42:29 43:30 44:31 45:32 46:33 48:35 49:35",
-        "functions_io_intensive": "70-77 71:26 72:27 74:29 76:31 77:31",
-        "functions_memory_intensive": "93-99 94:30 95:31 96:32 98:34 99:34",
+        "node_numbers": "34-36 35:36 36:36",
+        "functions_cpu_intensive": "41-56 42:22 43:23 45:25 47:27 49:29 50:30 51:31 52:32 53:33 55:35 56:35",
+        "functions_io_intensive": "77-84 78:26 79:27 81:29 83:31 84:31",
+        "functions_memory_intensive": "100-106 101:30 102:31 103:32 105:34 106:34",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -6,14 +6,16 @@ Run it with `python <this file> --inputs '{...}'`, or import it and `await run(i
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "rate_limited"
 NODES = ("fetch_page",)
 # Durable runs (--checkpoint): node -> (fingerprint of its code, options and inputs; the
 # nodes it reads). A resume re-runs a node whose fingerprint changed, and what it feeds.
 DURABLE = {"fetch_page": ("b5fb6eb9796ff4e3", ())}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"fetch_page": ("rate_limited", "workflow.py:7")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"page_num": ("fetch_page",)}
 
@@ -34,56 +36,35 @@ async def node_fetch_page(*, page_num):
     return await code_fetch_page(page_num=page_num)
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("fetch_page", node_fetch_page, inputs=("page_num",))
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
-    )
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("fetch_page", node_fetch_page, inputs=("page_num",))
 
 
 # Lines of this module -> lines of workflow.py, so errors name the user's own line.
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "code_fetch_page": "22-24 23:11 24:11",
+        "code_fetch_page": "24-26 25:11 26:11",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -8,8 +8,8 @@ import asyncio
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "timeout_with_fallback"
 NODES = ("quote_live", "quote_cached", "rate_live", "rate_cached")
@@ -20,6 +20,13 @@ DURABLE = {
     "quote_cached": ("74e95a41ee00107f", ("quote_live",)),
     "rate_live": ("4942ff1962370ceb", ()),
     "rate_cached": ("2d02118670e00365", ("rate_live",)),
+}
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {
+    "quote_live": ("fallback_primary", "workflow.py:7"),
+    "quote_cached": ("fallback", "workflow.py:7"),
+    "rate_live": ("fallback_primary", "workflow.py:20"),
+    "rate_cached": ("fallback", "workflow.py:20"),
 }
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"delay": ("quote_live",)}
@@ -94,48 +101,11 @@ async def chain_rate_live(ctx: rt.Run) -> None:
     )
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.concurrently(
-            chain_quote_live,
-            chain_rate_live,
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    await ctx.concurrently(
+        chain_quote_live,
+        chain_rate_live,
     )
 
 
@@ -143,13 +113,29 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_quote_live": "29-32 30:12 31:13 32:13",
-        "code_quote_cached": "36-38 37:16 38:16",
-        "node_rate_live": "49-51 50:25 51:25",
-        "code_rate_cached": "55-57 56:28 57:28",
+        "node_quote_live": "36-39 37:12 38:13 39:13",
+        "code_quote_cached": "43-45 44:16 45:16",
+        "node_rate_live": "56-58 57:25 58:25",
+        "code_rate_cached": "62-64 63:28 64:28",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

@@ -1,13 +1,14 @@
 """Workflow "my_workflow", compiled by kflowc from workflow.py.
 
 Generated code: change workflow.py and rebuild with `kflowc build`.
-Run it with `python <this file> --inputs '{...}'`, or import it and `await run(inputs)`.
+Import it and `await run({...})`: these inputs are functions or clients, which JSON
+(`--inputs`) cannot carry: `fetch_data`, `process_data`.
 """
 
 import kflow_runtime as rt
 
-# Built for runtime interface 1: fails here, in one line, on a runtime that cannot run it.
-rt.require_interface(1, __name__, "0.2.0")
+# Built for runtime interface 2: fails here, in one line, on a runtime that cannot run it.
+rt.require_interface(2, __name__, "0.2.0")
 
 WORKFLOW = "my_workflow"
 NODES = ("fetch", "process")
@@ -17,6 +18,8 @@ DURABLE = {
     "fetch": ("2ea482a86c5e4884", ()),
     "process": ("1edc9adea11ad1be", ("fetch",)),
 }
+# Each node's kind and line in workflow.py, for traces.
+NODE_INFO = {"fetch": ("code", "workflow.py:16"), "process": ("code", "workflow.py:21")}
 # Each required workflow input, and the nodes whose code reads it.
 REQUIRED_INPUTS = {"fetch_data": ("fetch",), "process_data": ("process",)}
 
@@ -33,51 +36,14 @@ async def node_process(*, input_data, process_data):
     return result
 
 
-async def run(
-    inputs: dict | None = None,
-    *,
-    observer: rt.Observer | None = None,
-    checkpoint: str | None = None,
-    run_id: str | None = None,
-) -> dict:
-    """Run the workflow once and return its envelope; `observer` watches the run.
-
-    `checkpoint` (a SQLite file or postgresql:// URL) stores each node's outcome as it
-    ends: run again with the same `run_id` to resume (docs/durable.md).
-    """
-    async with rt.Run(
-        WORKFLOW,
-        inputs,
-        nodes=NODES,
-        source_map=SOURCE_MAP,
-        module_file=__file__,
-        observer=observer,
-        durable=DURABLE,
-        checkpoint=checkpoint,
-        run_id=run_id,
-    ) as ctx:
-        if not ctx.require(REQUIRED_INPUTS):
-            ctx.skip_all(NODES)
-            return ctx.envelope()
-        await ctx.call("fetch", node_fetch, inputs=("fetch_data",))
-        await ctx.call(
-            "process",
-            node_process,
-            wires=(("input_data", "fetch", ()),),
-            inputs=("process_data",),
-        )
-    return ctx.envelope()
-
-
-async def run_many(
-    inputs_list: list[dict], *, max_concurrency: int = 10, **options
-) -> list[dict]:
-    """Run the workflow once per inputs, at most `max_concurrency` at a time.
-
-    Returns the envelopes in input order; `options` are run()'s.
-    """
-    return await rt.run_each(
-        run, inputs_list, max_concurrency=max_concurrency, **options
+async def run_nodes(ctx: rt.Run) -> None:
+    """The workflow's wiring: each node's call, in order."""
+    await ctx.call("fetch", node_fetch, inputs=("fetch_data",))
+    await ctx.call(
+        "process",
+        node_process,
+        wires=(("input_data", "fetch", ()),),
+        inputs=("process_data",),
     )
 
 
@@ -85,11 +51,28 @@ async def run_many(
 SOURCE_MAP = rt.SourceMap(
     "workflow.py",
     {
-        "node_fetch": "25-27 26:18 27:18",
-        "node_process": "31-33 32:23 33:23",
+        "node_fetch": "28-30 29:18 30:18",
+        "node_process": "34-36 35:23 36:23",
     },
 )
 
+# run(), run_many(), open_resources() and the command line: the same in every module.
+PROGRAM = rt.Program(
+    WORKFLOW,
+    NODES,
+    run_nodes,
+    info=NODE_INFO,
+    source_map=SOURCE_MAP,
+    module_file=__file__,
+    module=__name__,
+    required_inputs=REQUIRED_INPUTS,
+    not_json=("fetch_data", "process_data"),
+    durable=DURABLE,
+)
+run = PROGRAM.run
+run_many = PROGRAM.run_many
+open_resources = PROGRAM.open_resources
+
 
 if __name__ == "__main__":
-    raise SystemExit(rt.main(run, run_many=run_many))
+    raise SystemExit(PROGRAM.main())

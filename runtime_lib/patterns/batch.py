@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import aclosing
 from typing import Any
 
+from kflow_runtime.observe import emit
 from kflow_runtime.run import CHECKPOINTING, is_cancellation
 
 from ._errors import PatternError, error_message, format_error
@@ -103,6 +104,8 @@ async def _process(
             out = list(out)
             await record(processed, len(chunk), out)
         results.extend(out)
+        emit("kflow.batch.done", {"kflow.batch.index": batches, "kflow.batch.first": processed,
+                                  "kflow.batch.size": len(chunk)})
         processed += len(chunk)
         batches += 1
 

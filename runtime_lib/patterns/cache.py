@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..observe import emit
 from ._errors import PatternError
 
 
@@ -41,8 +42,11 @@ def cache_key(template: str, values: Mapping[str, Any]) -> str:
 async def cache_get(cache: Any, key: str) -> tuple[bool, Any]:
     """(True, value) on a hit, the value JSON-decoded; (False, None) on a miss."""
     raw = await cache.get(key)
+    # The key is not recorded: it is often made of user data (user_{email}).
     if raw is None:
+        emit("kflow.cache.miss", {})
         return False, None
+    emit("kflow.cache.hit", {})
     return True, json.loads(raw)
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kflow_runtime.observe import emit
 from kflow_runtime.run import is_cancellation
 
 from ._errors import error_message
@@ -66,8 +67,11 @@ class CircuitBreaker:
         "error_type", "circuit_state"}`, the state as it is after this call.
         """
         with self._lock:
+            before = self._state
             refusal = self._admit()
             trial = self._state == HALF_OPEN and refusal is None
+        if trial:
+            _changed(before, HALF_OPEN)
         if refusal is not None:
             return _failure(refusal, CircuitOpenError.__name__, self._state)
         try:
@@ -75,8 +79,10 @@ class CircuitBreaker:
         except BaseException as exc:
             if not is_cancellation(exc):  # SystemExit from the code is a failure like any other
                 with self._lock:
+                    before = self._state
                     self._on_failure(trial)
                     state = self._state
+                _changed(before, state)
                 return _failure(error_message(exc), type(exc).__name__, state)
             if trial:
                 # Cancelled mid-trial: nothing was learnt, so the next caller may try at once.
@@ -84,7 +90,10 @@ class CircuitBreaker:
                     self._state = OPEN
             raise
         with self._lock:
+            before = self._state
             self._on_success(trial)
+            after = self._state
+        _changed(before, after)
         if isinstance(value, dict):
             return {**value, "success": True}
         return {"success": True, "value": value}
@@ -128,6 +137,11 @@ class CircuitBreaker:
             f"CircuitBreaker(failure_threshold={self.failure_threshold!r}, "
             f"reset_timeout={self.reset_timeout!r}, state={self._state!r})"
         )
+
+
+def _changed(before: str, after: str) -> None:
+    if after != before:
+        emit("kflow.breaker.state_change", {"kflow.breaker.from": before, "kflow.breaker.to": after})
 
 
 def _failure(message: str, error_type: str, state: str) -> dict[str, Any]:

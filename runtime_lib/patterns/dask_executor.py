@@ -42,6 +42,7 @@ from typing import Any
 
 import cloudpickle
 
+from ..observe import trace_carrier
 from .executors import DASK_SCHEDULER_ENV, Chunk, Outcome, _run_items, is_async_callable
 
 __all__ = ["DASK_SCHEDULER_ENV", "DaskExecutor", "dumps_for_workers", "local_cluster"]
@@ -79,6 +80,8 @@ class DaskExecutor:
     ) -> AsyncIterator[_RunChunk]:
         payload = dumps_for_workers(process_item)
         address, source = await self._address()
+        # Traced (OpenTelemetry): each chunk's span on its worker joins this map's trace.
+        carrier = trace_carrier()
 
         from distributed import Client
 
@@ -102,6 +105,7 @@ class DaskExecutor:
                 chunks_in_flight=max(max_workers, 2 * threads),
                 lost=lost,
                 address=address,
+                carrier=carrier,
             )
             try:
                 yield run_chunk
@@ -145,7 +149,9 @@ class _RunChunk:
         chunks_in_flight: int,
         lost: asyncio.Future[None],
         address: str,
+        carrier: dict[str, str] | None = None,
     ) -> None:
+        self.carrier = carrier
         self.client = client
         self.token = token
         self.payload = payload
@@ -165,6 +171,7 @@ class _RunChunk:
                 self.max_workers,
                 self.timeout,
                 chunk,
+                self.carrier,
                 key=f"kflow-chunk-{self.token}-{chunk[0][0]}",  # readable on the dashboard
             )
             # A client that loses its scheduler for good closes, but leaves its futures
@@ -225,9 +232,14 @@ def _modules_of(fn: Any) -> list[types.ModuleType]:
     inner = getattr(fn, "func", None)  # functools.partial
     if inner is not None:
         names.add(getattr(inner, "__module__", None))
-        # run_many maps partial(_one, run, options): `run` is the generated module's.
-        names.update(getattr(arg, "__module__", None) for arg in getattr(fn, "args", ())
-                     if callable(arg))
+        # run_many maps partial(_one, run, options): `run` is the generated module's, the
+        # method of its rt.Program, which names the module (kflow_runtime.program).
+        for arg in getattr(fn, "args", ()):
+            if callable(arg):
+                names.add(getattr(arg, "__module__", None))
+                module = getattr(getattr(arg, "__self__", None), "module", None)
+                if isinstance(module, str):
+                    names.add(module)
     return [sys.modules[name] for name in names if name in sys.modules and name != "__main__"]
 
 
@@ -266,9 +278,25 @@ def _rewrap_cached(fn: Callable[..., Any], parameters: dict[str, Any]) -> Callab
 
 
 def _run_chunk_on_worker(
+    token: str, payload: bytes, max_workers: int, timeout: float | None, chunk: Chunk,
+    carrier: dict[str, str] | None = None,
+) -> list[Outcome]:
+    """The Dask task: run `chunk` on this worker's kflow loop, answer one outcome per item.
+
+    With a trace `carrier` (an OpenTelemetry-traced run), inside a span of the run's trace."""
+    if carrier is not None:
+        from kflow_runtime.otel import worker_span
+
+        attributes = {"kflow.map.first": chunk[0][0] if chunk else 0,
+                      "kflow.map.size": len(chunk), "kflow.worker.pid": os.getpid()}
+        with worker_span(carrier, "parallel_map batch", attributes):
+            return _run_chunk(token, payload, max_workers, timeout, chunk)
+    return _run_chunk(token, payload, max_workers, timeout, chunk)
+
+
+def _run_chunk(
     token: str, payload: bytes, max_workers: int, timeout: float | None, chunk: Chunk
 ) -> list[Outcome]:
-    """The Dask task: run `chunk` on this worker's kflow loop, answer one outcome per item."""
     session = _worker_session(token, payload, max_workers, timeout)
     future = asyncio.run_coroutine_threadsafe(session.run(chunk), session.loop)
     session.running.add(future)

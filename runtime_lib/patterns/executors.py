@@ -3,7 +3,8 @@
 An executor runs *chunks* of `(index, item)` pairs and answers one *outcome* per item:
 
     (index, True, value)                     the item succeeded
-    (index, False, (message, error_type))    the item failed (see `_errors.describe`)
+    (index, False, (message, error_type))    the item failed (see `_errors.describe`; a
+                                             third, `workflow.py:LINE`, when known)
 
 Outcomes are plain data, so they cross process and network boundaries (a Dask worker) without
 pickling exceptions. For each parallel_map call an executor opens a *session* (a pool, a cluster
@@ -33,6 +34,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from ..redact import mask
+from ..sourcemap import where_raised
 from ._errors import describe, item_timed_out
 
 Chunk = list[tuple[int, Any]]
@@ -96,8 +98,16 @@ def _current_task() -> asyncio.Task[Any] | None:
         return None
 
 
-def describe_item_error(exc: BaseException) -> tuple[str, str]:
-    """`describe(exc)`, said plainly for the BaseExceptions an item can fail with."""
+def describe_item_error(exc: BaseException) -> tuple[str, ...]:
+    """`describe(exc)`, said plainly for the BaseExceptions an item can fail with; with
+    `workflow.py:LINE` third when the item's code raised it in this process."""
+    where = where_raised(exc.__traceback__)
+    if where is not None:
+        return (*_plainly(exc), where)
+    return _plainly(exc)
+
+
+def _plainly(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, SystemExit):
         code = "" if exc.code is None else mask(repr(exc.code))
         return f"sys.exit({code}) inside the item", "SystemExit"

@@ -9,6 +9,7 @@ from typing import Any
 
 from kflow_runtime.run import is_cancellation
 
+from ..sourcemap import where_raised
 from ._errors import PatternError, error_message, format_error
 
 
@@ -81,4 +82,6 @@ async def _settle(
             raise
         if isinstance(exc, TimeoutError) and scope.expired():
             return False, f"TimeoutError: operation timed out after {timeout}s"
-        return False, format_error(error_message(exc), type(exc).__name__)
+        where = where_raised(exc.__traceback__)  # the user's line, as a node's error has it
+        text = format_error(error_message(exc), type(exc).__name__)
+        return False, f"{where}: {text}" if where else text

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from itertools import islice
 from typing import Any
 
-from ..observe import map_hooks
+from ..observe import CURRENT, map_hooks
 from ..run import CHECKPOINTING
 from ._errors import PatternError, describe, format_error, item_timed_out
 from .executors import (
@@ -82,8 +82,37 @@ async def parallel_map(
     of, if it has one (kflow_runtime.observe).
     """
     _check_options(max_workers, batch_size, timeout_per_item)
+    watch = CURRENT.get()
+    if watch is None:
+        return await _parallel_map(process_item, items, max_workers, batch_size,
+                                   timeout_per_item, continue_on_error, executor, progress,
+                                   on_batch)
+    # Watched (a run's observer): the map is a span of its own, with its counts, also when
+    # the caller brings its own callbacks.
+    observer, node_id = watch
     if progress is None and on_batch is None:
         progress, on_batch = map_hooks()
+    observer.map_started(node_id, len(items) if isinstance(items, Sized) else None,
+                         time.perf_counter())
+    try:
+        outcome = await _parallel_map(process_item, items, max_workers, batch_size,
+                                      timeout_per_item, continue_on_error, executor, progress,
+                                      on_batch)
+    except ParallelMapError as exc:
+        observer.map_finished(node_id, exc.statistics, exc.errors, time.perf_counter())
+        raise
+    except BaseException:
+        observer.map_finished(node_id, None, [], time.perf_counter())
+        raise
+    observer.map_finished(node_id, outcome["statistics"], outcome["errors"], time.perf_counter())
+    return outcome
+
+
+async def _parallel_map(
+    process_item: Callable[[Any], Any], items: Iterable[Any], max_workers: int,
+    batch_size: int | None, timeout_per_item: float | None, continue_on_error: bool,
+    executor: str | Executor, progress: Progress | None, on_batch: OnBatch | None,
+) -> dict[str, Any]:
     options = dict(max_workers=max_workers, batch_size=batch_size,
                    timeout_per_item=timeout_per_item, continue_on_error=continue_on_error,
                    executor=executor, progress=progress, on_batch=on_batch)
@@ -175,6 +204,7 @@ def answer(
         "successful": len(results),
         "failed": len(errors),
         "duration": duration,
+        "total_duration": duration,  # Kailash's name for it, for code moving from there
         "items_per_second": done / duration if duration > 0 else 0.0,
         "max_workers": max_workers,
         "batches": chunks,
@@ -562,8 +592,12 @@ def _worker_count(max_workers: int, total: int | None, chunk_size: int) -> int:
     return max_workers if total is None else min(max_workers, -(-total // chunk_size))
 
 
-def _record(index: int, item: Any, message: str, error_type: str) -> dict[str, Any]:
-    return {"index": index, "item": item, "error": message, "error_type": error_type}
+def _record(index: int, item: Any, message: str, error_type: str, where: str | None = None
+            ) -> dict[str, Any]:
+    record = {"index": index, "item": item, "error": message, "error_type": error_type}
+    if where is not None:  # the line of the user's code that raised it
+        record["where"] = where
+    return record
 
 
 def _by_index(record: dict[str, Any]) -> int:
@@ -572,9 +606,10 @@ def _by_index(record: dict[str, Any]) -> int:
 
 def _summary(errors: list[dict[str, Any]], total: int, done: int) -> str:
     first = errors[0]
+    where = f"{first['where']}: " if "where" in first else ""
     text = (
         f"{len(errors)} of {total} items failed; first: item {first['index']}: "
-        f"{format_error(first['error'], first['error_type'])}"
+        f"{where}{format_error(first['error'], first['error_type'])}"
     )
     if done < total:
         text += f"; stopped after the first failure, {total - done} items not started"

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from ..observe import emit
+
 
 class RateLimiter:
     """At most `burst_size + requests_per_second * T` acquisitions complete in any T seconds.
@@ -56,6 +58,8 @@ class RateLimiter:
             self._reserved_tat = tat + self._interval
             start = tat - self._tolerance
         if start > now:
+            emit("kflow.rate_limit.wait", {"kflow.rate_limit.wait_s": start - now,
+                                           "kflow.rate_limit.rps": self.requests_per_second})
             try:
                 await self._sleep(start - now)
             except BaseException:

@@ -20,8 +20,9 @@ from typing import Any
 
 from kflow_runtime.run import is_cancellation
 
+from ..observe import emit
 from ._errors import error_message
-from .circuit_breaker import HALF_OPEN, CircuitBreaker, CircuitOpenError, _failure
+from .circuit_breaker import HALF_OPEN, OPEN, CircuitBreaker, CircuitOpenError, _failure
 from .rate_limit import RateLimiter
 
 # Every script starts with this. Times are integer microseconds of the server's clock; Lua
@@ -113,6 +114,9 @@ class SharedRateLimiter:
         """Wait until a request may start; return as it starts."""
         wait, slot = await self._limit(client, "reserve")
         if slot:
+            emit("kflow.rate_limit.wait", {"kflow.rate_limit.wait_s": wait / 1e6,
+                                           "kflow.rate_limit.rps": self.requests_per_second,
+                                           "kflow.rate_limit.key": self.key})
             try:
                 await self._sleep(wait / 1e6)
             except BaseException:
@@ -262,10 +266,11 @@ class SharedCircuitBreaker:
         if verdict == "refuse":
             return _failure(_refusal(state, failures, wait), CircuitOpenError.__name__, state)
         if verdict != "trial":
-            return await self._run_and_report(client, fn, "")
+            return await self._run_and_report(client, fn, "", state)
+        self._changed(OPEN, HALF_OPEN)
         renewing = asyncio.create_task(self._renew(client, token))
         try:
-            return await self._run_and_report(client, fn, token)
+            return await self._run_and_report(client, fn, token, HALF_OPEN)
         except BaseException:
             # Cancelled mid-trial, or its outcome could not be recorded: nothing was learnt,
             # so the next caller may try at once.
@@ -277,7 +282,7 @@ class SharedCircuitBreaker:
             await asyncio.wait([renewing])
 
     async def _run_and_report(
-        self, client: Any, fn: Callable[[], Awaitable[Any]], token: str
+        self, client: Any, fn: Callable[[], Awaitable[Any]], token: str, before: str
     ) -> dict[str, Any]:
         try:
             value = await fn()
@@ -286,11 +291,18 @@ class SharedCircuitBreaker:
                 raise
             # SystemExit or a CancelledError the code raised itself: a failure like any other.
             state = await self._report(client, "0", token)
+            self._changed(before, state)
             return _failure(error_message(exc), type(exc).__name__, state)
-        await self._report(client, "1", token)
+        self._changed(before, await self._report(client, "1", token))
         if isinstance(value, dict):
             return {**value, "success": True}
         return {"success": True, "value": value}
+
+    def _changed(self, before: str, after: str) -> None:
+        if after != before:
+            emit("kflow.breaker.state_change", {"kflow.breaker.from": before,
+                                                "kflow.breaker.to": after,
+                                                "kflow.breaker.key": self.key})
 
     async def _report(self, client: Any, ok: str, token: str) -> str:
         args = (ok, token, self.failure_threshold, self._idle_ms)

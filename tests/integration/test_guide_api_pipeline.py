@@ -257,7 +257,8 @@ async def test_guide_pipeline_end_to_end(
     assert set(processed) == {"results", "errors", "statistics"}
     assert processed["results"] == [enriched(u) for u in good]  # in input order
     [error] = processed["errors"]
-    assert set(error) == {"index", "item", "error", "error_type"}
+    assert set(error) == {"index", "item", "error", "error_type", "where"}
+    assert error["where"] == "workflow.py:40"  # `profile = await profile_response.json()`
     assert error["index"] == FAILING_INDEX
     assert error["item"] == failing
     assert error["error_type"] == "ContentTypeError"

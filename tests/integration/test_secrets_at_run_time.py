@@ -49,8 +49,9 @@ async def test_credentials_in_urls_are_masked_everywhere_a_run_shows_them(
     assert envelope["errors"]["hang"].endswith(
         f"GET {masked_base}/hang: no response within 0.5 s (timeout of http resource 'api'; "
         "override with KFLOW_API_TIMEOUT)"), envelope["errors"]
-    assert envelope["results"]["fetch"]["failed"] == {
-        "bad": "ConnectionError: lost postgresql://app:***@db.internal:5432/prod"}
+    assert envelope["results"]["fetch"]["failed"] == {  # at the user's line (issue 14.5)
+        "bad": "test_secrets_at_run_time.py:26: ConnectionError: lost "
+               "postgresql://app:***@db.internal:5432/prod"}
     # The progress lines on stderr name the error too, masked.
     assert f"user:***@{http_server.url.removeprefix('http://')}" in stderr
     for shown in (json.dumps(envelope), stderr, trace.read_text()):

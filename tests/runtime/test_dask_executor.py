@@ -78,8 +78,11 @@ def without_timings(envelope: dict) -> dict:
     for key in ("execution_times", "total_duration", "run_id"):
         envelope.pop(key, None)
     for output in envelope["results"].values():
-        for key in ("duration", "items_per_second", "batches"):
+        for key in ("duration", "total_duration", "items_per_second", "batches"):
             output["statistics"].pop(key)
+        for error in output["errors"]:
+            # The user's line, known for items run in this process only (not on workers).
+            error.pop("where", None)
         for value in output["results"]:
             value.pop("pid")
     return envelope

@@ -105,7 +105,11 @@ async def test_base_exceptions_in_parallel_fetch_and_circuit_breaker_fail_that_o
     assert envelope["status"] == "success", envelope["errors"]
     fetch = envelope["results"]["fetch"]
     assert fetch["successful"] == {"ok": 1}
-    assert fetch["failed"] == {"exits": "SystemExit: 4", "cancels": "CancelledError"}
+    line = test_base_exceptions_in_parallel_fetch_and_circuit_breaker_fail_that_operation \
+        .__code__.co_firstlineno  # each failure starts with the user's line (issue 14.5)
+    assert fetch["failed"] == {"exits": f"test_node_base_exceptions.py:{line + 4}: SystemExit: 4",
+                               "cancels": f"test_node_base_exceptions.py:{line + 5}: "
+                                          "CancelledError"}
     breaker = envelope["results"]["breaker"]
     assert breaker["success"] is False and breaker["error_type"] == "Abort"
 

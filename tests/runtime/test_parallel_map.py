@@ -538,3 +538,13 @@ async def test_process_executor_fails_the_chunk_whose_result_cannot_travel():
     )
     assert out["results"] == [i for i in range(40) if i not in (2, 3)]
     assert [e["index"] for e in out["errors"]] == [2, 3]
+
+
+async def test_statistics_name_the_duration_as_kailash_does_too():
+    # Issue 14.9: code moving from Kailash reads statistics["total_duration"].
+    async def process_item(item: int) -> int:
+        return item
+
+    stats = (await parallel_map(process_item, [1, 2, 3]))["statistics"]
+    assert stats["total_duration"] == stats["duration"] >= 0
+    assert stats["items_per_second"] > 0

@@ -550,3 +550,24 @@ def test_importing_resources_does_not_import_drivers() -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_misspelt_override_variable_is_warned_about_once(caplog, monkeypatch) -> None:
+    # Issue 14.12: KFLOW_DB_HOTS would otherwise be ignored without a word.
+    import kflow_runtime.resources as resources
+
+    monkeypatch.setattr(resources, "_WARNED", set())
+    monkeypatch.setattr(resources, "_SCANNED", set())
+    specs = {"db": Database("db", {"host": "localhost"}),
+             "main_db": Database("main_db", {"database": "app"})}
+    environ = {"KFLOW_DB_HOTS": "x", "KFLOW_DB_HOST": "h", "KFLOW_MAIN_DB_DATABSE": "a",
+               "KFLOW_MAIN_DB_PORT": "5433", "KFLOW_LOG_LEVEL": "INFO", "KFLOW_OTHER_X": "1"}
+    with caplog.at_level(logging.WARNING, logger="kflow_runtime"):
+        Resources(specs, environ=environ)
+        Resources(specs, environ=environ)  # a second run says nothing more
+    assert sorted(r.getMessage() for r in caplog.records) == [
+        "environment variable KFLOW_DB_HOTS is set, but resource 'db' has no setting it "
+        "overrides: did you mean KFLOW_DB_HOST?",
+        "environment variable KFLOW_MAIN_DB_DATABSE is set, but resource 'main_db' has no "
+        "setting it overrides: did you mean KFLOW_MAIN_DB_DATABASE?",
+    ]
