@@ -196,7 +196,8 @@ class _Blocks:
 
     def _stored(self, record: dict[str, Any]) -> dict[str, Any]:
         return {"index": self.index(record["index"]), "error": record["error"],
-                "error_type": record["error_type"]}
+                "error_type": record["error_type"],
+                **({"where": record["where"]} if record.get("where") else {})}
 
 
 async def checkpointed_map(

@@ -446,7 +446,9 @@ class ItemRecorder:
 
 
 def _errors_text(errors: Sequence[Mapping[str, Any]]) -> str:
-    return json.dumps([[r["index"], r["error"], r["error_type"]] for r in errors],
+    # [index, error, error_type] and, when the record says where in workflow.py, that too.
+    return json.dumps([[r["index"], r["error"], r["error_type"],
+                        *((r["where"],) if r.get("where") else ())] for r in errors],
                       ensure_ascii=False)
 
 
@@ -464,8 +466,9 @@ class StoredItems:
             self._starts.append(row.first)
             self._ends.append(row.first + row.count)
             self._results.append(json.loads(row.results))
-            self._errors += [{"index": i, "error": e, "error_type": t}
-                             for i, e, t in json.loads(row.errors)]
+            self._errors += [{"index": i, "error": e, "error_type": t,
+                              **({"where": where[0]} if where else {})}
+                             for i, e, t, *where in json.loads(row.errors)]
 
     @property
     def count(self) -> int:
