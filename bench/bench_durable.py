@@ -36,6 +36,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# The store bench's PostgreSQL helpers (bench/ is on the path when a bench runs).
+from bench_checkpoint import drop_schema, pg_reachable  # noqa: E402
+
 from kflow import AsyncWorkflowBuilder, compile_workflow  # noqa: E402
 from kflow.runtime import load_module  # noqa: E402
 
@@ -192,27 +195,6 @@ def bench_map(kinds: list[str], stores: dict[str, str | None], rounds: int,
     return verdicts
 
 
-async def pg_problem(dsn: str) -> str | None:
-    try:
-        import asyncpg
-
-        conn = await asyncpg.connect(dsn, timeout=5)
-        await conn.close()
-        return None
-    except Exception as exc:  # noqa: BLE001 - reported, then the PostgreSQL rows are left out
-        return f"{type(exc).__name__}: {exc}"
-
-
-async def drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -224,7 +206,7 @@ def main() -> int:
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="kflow-bench-durable-")
     schema = f"kflow_bench_{uuid.uuid4().hex[:8]}"
-    problem = asyncio.run(pg_problem(args.pg))
+    problem = asyncio.run(pg_reachable(args.pg))
     kinds = ["none", "sqlite"]
     pg = None
     if problem is None:
