@@ -386,12 +386,11 @@ def _exit_code(statuses: list[str], input_failure: bool) -> int:
 
 def _main_many(run: Callable[..., Awaitable[dict[str, Any]]],
                run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None,
-               args: argparse.Namespace) -> int:
+               args: argparse.Namespace, workflow: str | None) -> int:
     from kflow_runtime.envelope import to_json
     from kflow_runtime.many import Ready, stream_each
 
     try:
-        workflow = _about(run)[1]
         items = read_inputs_lines(args.inputs_jsonl, args.max_input_mb, workflow=workflow)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -466,17 +465,18 @@ def main(
         from kflow_runtime.checkpoint.cli import runs_main
 
         return runs_main(words[1:], prog=f"{os.path.basename(sys.argv[0])} runs")
-    args = _parse(words, description, _about(run)[0])
+    module, workflow = _about(run)
+    args = _parse(words, description, module)
     configure_logging(args.log_level)
     if args.dask_scheduler:
         os.environ["KFLOW_DASK_SCHEDULER"] = args.dask_scheduler
     try:
-        flush = start_otel(args.otel, _about(run)[1])
+        flush = start_otel(args.otel, workflow)
     except ImportError as exc:  # otel.OtelUnavailable
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        return _main(run, run_many, args)
+        return _main(run, run_many, args, workflow)
     finally:
         if flush is not None:
             flush()
@@ -484,14 +484,14 @@ def main(
 
 def _main(run: Callable[..., Awaitable[dict[str, Any]]],
           run_many: Callable[..., Awaitable[list[dict[str, Any]]]] | None,
-          args: argparse.Namespace) -> int:
+          args: argparse.Namespace, workflow: str | None) -> int:
     if args.inputs_jsonl:
         if args.checkpoint or args.run_id:
             print("error: --checkpoint and --run-id name one run; they do not go with "
                   "--inputs-jsonl (unset KFLOW_CHECKPOINT / KFLOW_RUN_ID, or run each inputs "
                   "with its own --run-id)", file=sys.stderr)
             return EXIT_BAD_INPUT
-        return _main_many(run, run_many, args)
+        return _main_many(run, run_many, args, workflow)
     if args.run_id and not args.checkpoint:
         print("error: --run-id names a run in a checkpoint store: pass --checkpoint URL "
               "(or set KFLOW_CHECKPOINT) too", file=sys.stderr)

@@ -62,10 +62,6 @@ async def commit(run: Any, node_id: str) -> None:
         session.notes.clear()
 
 
-async def finish(session: RunSession, envelope: dict[str, Any]) -> None:
-    await session.finish(envelope)
-
-
 # --------------------------------------------------------------------------- item chunks
 
 

@@ -287,9 +287,6 @@ def walk_path(output: Any, path: tuple[str, ...], source: str, target: str, name
 
 
 class Run:
-    # A durable run's checkpoint session (kflow_runtime.checkpoint); None: not durable.
-    checkpoint: Any = None
-
     def __init__(
         self,
         workflow: str,
@@ -378,28 +375,23 @@ class Run:
                 exc.envelope = self.envelope()
             if exc is None and self.inputs and not self.errors and not self.skipped:
                 _warn_misspelt(self.workflow, self.inputs, self._read, self.nodes)
-            if self.observer is not None and (exc is None or interrupted):
+            if self.observer is not None:
                 try:
-                    self.observer.run_finished(self.envelope(), time.perf_counter())
+                    if exc is None or interrupted:
+                        self.observer.run_finished(self.envelope(), time.perf_counter())
+                    else:
+                        self.observer.run_failed(exc, time.perf_counter())
                 except Exception:  # noqa: BLE001 - a broken observer must not hide the run
-                    logger.warning("observer failed at the end of the run", exc_info=True)
-            elif self.observer is not None:
-                try:
-                    self.observer.run_failed(exc, time.perf_counter())
-                except Exception:  # noqa: BLE001
                     logger.warning("observer failed at the end of the run", exc_info=True)
 
     async def _end_checkpoint(self, finished: bool) -> None:
         """Store the envelope of a run that ended (not one cancelled: it stays resumable),
         then give up the run id."""
-        from kflow_runtime import durable
-
         session = self.checkpoint
         try:
             if finished and self._stored_envelope is None:
-                self._final = None
                 envelope = self.envelope()
-                await durable.finish(session, envelope)
+                await session.finish(envelope)
                 self._final = envelope
         finally:
             await session.close()
