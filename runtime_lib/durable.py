@@ -110,8 +110,8 @@ class _Blocks:
         self.sweep_at = sweep_at  # loose positions beyond which the mark counts as held
 
     @property
-    def backlogged(self) -> bool:
-        return bool(self.recorder.backlogged)
+    def wants_turn(self) -> bool:
+        return bool(self.recorder.wants_turn)
 
     async def drain(self) -> None:
         await self.recorder.drain()
@@ -248,11 +248,13 @@ async def checkpointed_batches(
     checkpointing: tuple[RunSession, str],
     items: list[Any],
     batch_size: int,
-    run_batches: Callable[[list[Any], Callable[[int, int, list[Any]], Awaitable[None]]],
-                          Awaitable[dict[str, Any]]],
+    run_batches: Callable[
+        [list[Any], Callable[[int, int, list[Any]], Awaitable[None]], tuple[list[Any], int, int]],
+        Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
     """batch_process inside a durable run: each batch's results are stored as it ends; a
-    resume skips the batches stored (they are a prefix: batches run one after another)."""
+    resume skips the batches stored (they are a prefix: batches run one after another) and
+    counts on from them, in its answer and in a BatchError."""
     session, node_id = checkpointing
     stored = await session.stored_items(node_id)
     pending = stored.pending(len(items))
@@ -261,15 +263,11 @@ async def checkpointed_batches(
                                      max_pending=batch_size)
 
     async def record(first: int, count: int, results: list[Any]) -> None:
-        if recorder.add(done + first, count, results):
+        if recorder.add(first, count, results):
             await recorder.drain()
 
+    before = (stored.batch_results(before=done), done, -(-done // batch_size))
     try:
-        answer = await run_batches(items[done:], record)
+        return await run_batches(items[done:], record, before)
     finally:
         await recorder.flush()
-    if done:
-        answer["results"] = [*stored.batch_results(before=done), *answer["results"]]
-        answer["processed_count"] += done
-        answer["batches"] += -(-done // batch_size)
-    return answer

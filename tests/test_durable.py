@@ -231,6 +231,8 @@ AsyncPatterns.batch_processor(
         log.write(f"{items[0]}\\\\n")
     if os.environ.get("DURABLE_KILL_BATCH") == str(items[0]):
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("DURABLE_FAIL_BATCH") == str(items[0]):
+        raise ValueError(f"batch at {items[0]} fails")
     batch_results = [n * 10 for n in items]
     """,
     batch_size=10,
@@ -306,6 +308,23 @@ def test_a_batch_processor_killed_midway_skips_the_stored_batches(
 
 
 # --------------------------------------------------------------------------- changes, refusals
+
+
+def test_a_batch_failing_after_a_resume_counts_from_the_start_of_the_input(
+    map_module: Path, store_url: str, tmp_path: Path
+) -> None:
+    run = map_runner(map_module, store_url, tmp_path)
+    code, _, err = run(inputs="{}", DURABLE_KILL_BATCH="60")
+    assert code == -9, err
+    code, envelope, err = run(inputs="{}", DURABLE_FAIL_BATCH="70")
+    assert envelope is not None, err
+    message = envelope["errors"]["batches"]
+    assert "batch 7 (items 70-79 of the input" in message, message
+    assert "70 items in 7 earlier batches were processed" in message, message
+    assert envelope["partial"]["batches"] == {
+        "results": [n * 10 for n in range(70)], "processed_count": 70, "batches": 7,
+        "failed_batch": {"index": 7, "items": list(range(70, 80))},
+    }
 
 
 def test_a_changed_node_and_what_it_feeds_run_again_and_stderr_says_why(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._codec import Dumps, encode, inputs_hash, plain_dumps, round_trips
+from ._codec import Dumps, encode, inputs_hash, plain_dumps, render, round_trips
 from ._errors import CheckpointError
 from ._model import FAILED, RECOVERED, SUCCESS, ChunkRow, StoredNode
 from ._store import Claim, Store
@@ -240,9 +240,8 @@ class RunSession:
         claim = self._owned()
         for recorder in self._recorders:
             await recorder.flush()
-        try:
-            text = self._dumps(envelope)
-        except (TypeError, ValueError):
+        text = render(envelope, self._dumps)
+        if text is None:
             text = json.dumps(envelope, default=repr, ensure_ascii=False)
         status = SUCCESS if envelope.get("status") == SUCCESS else FAILED
         await claim.finish(status, text)
@@ -300,6 +299,7 @@ class ItemRecorder:
         self._buffered = 0
         self._last_write = time.monotonic()
         self._writing: asyncio.Task[None] | None = None
+        self._starting = False  # a write task is made but has not run yet
         self._room: asyncio.Event | None = None  # set when a write ends (drain waits on it)
         self._failure: BaseException | None = None
         self.stored = 0  # items whose outcome is in the store
@@ -330,8 +330,18 @@ class ItemRecorder:
         """True while ``max_pending`` or more items wait for the store: ``await drain()``."""
         return self._writing is not None and self._buffered + self._in_flight >= self._max_pending
 
+    @property
+    def wants_turn(self) -> bool:
+        """True when the worker should ``await drain()``: backlogged, or a write was begun
+        that cannot reach the store until the event loop runs (items that never suspend
+        would otherwise hold it back until the map is backlogged, and then wait for it)."""
+        return self._starting or self.backlogged
+
     async def drain(self) -> None:
-        """Wait until fewer than ``max_pending`` items wait for the store."""
+        """Let a write just begun start; wait until fewer than ``max_pending`` items wait
+        for the store."""
+        if self._starting and not self.backlogged:
+            await asyncio.sleep(0)
         while self.backlogged:
             # Every worker of a map may wait here at once: one Event they share costs each a
             # future, where asyncio.wait would cost each a future and callbacks.
@@ -366,30 +376,46 @@ class ItemRecorder:
         if not rows:
             return
         self._last_write = time.monotonic()
-        task = asyncio.get_running_loop().create_task(
-            self._claim.write_chunks(self.node_id, self.fingerprint, rows)
-        )
-        self._writing = task
         self._in_flight = count = sum(row.count for row in rows)
-        task.add_done_callback(lambda done: self._written(done, count))
+        task = asyncio.get_running_loop().create_task(self._write(rows, count))
+        self._writing = task
+        self._starting = True
+        task.add_done_callback(self._never_ran)
 
-    def _written(self, task: asyncio.Task[None], count: int) -> None:
+    async def _write(self, rows: list[ChunkRow], count: int) -> None:
+        # What a write's end changes is done here, in the step of the task that sees it end,
+        # not in a done callback one turn of the loop later: items that never suspend give
+        # the loop few turns, and a map waits while its store looks busy.
+        self._starting = False
+        try:
+            await self._claim.write_chunks(self.node_id, self.fingerprint, rows)
+        except asyncio.CancelledError:
+            self._ended(CheckpointError(
+                self._store, f"node {self.node_id!r}: an item write was cancelled"))
+            raise
+        except BaseException as exc:  # noqa: BLE001 - raised by the recorder's next call
+            self._ended(exc)
+            return
+        self.stored += count
+        self.writes += 1
+        self._ended(None)
+        if self._buffered >= self._every:
+            self._write_buffer()
+
+    def _never_ran(self, task: asyncio.Task[None]) -> None:
+        if self._writing is task:  # cancelled before its first step
+            self._ended(CheckpointError(
+                self._store, f"node {self.node_id!r}: an item write was cancelled"))
+
+    def _ended(self, failure: BaseException | None) -> None:
         self._writing = None
+        self._starting = False
         self._in_flight = 0
+        if failure is not None:
+            self._failure = failure
         room, self._room = self._room, None
         if room is not None:
             room.set()
-        if task.cancelled():
-            self._failure = CheckpointError(
-                self._store, f"node {self.node_id!r}: an item write was cancelled"
-            )
-        elif task.exception() is not None:
-            self._failure = task.exception()
-        else:
-            self.stored += count
-            self.writes += 1
-            if self._buffered >= self._every:
-                self._write_buffer()
 
     def _take(self) -> list[ChunkRow]:
         """The buffer as rows: contiguous index ranges merged, each rendered once."""

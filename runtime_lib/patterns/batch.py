@@ -14,6 +14,7 @@ from kflow_runtime.run import CHECKPOINTING, is_cancellation
 from ._errors import PatternError, error_message, format_error
 
 _END: Any = object()  # queued when the stream's reader stops, for whatever reason
+_Done = tuple[list[Any], int, int]  # results, items and batches already processed
 _ITEMS = reprlib.Repr()  # the failed batch, shortened, in a message
 _ITEMS.maxlist, _ITEMS.maxstring, _ITEMS.maxother = 5, 40, 40
 
@@ -64,8 +65,8 @@ async def batch_process(
         # batches stored. A stream cannot be replayed by index, so it is not checkpointed.
         from kflow_runtime.durable import checkpointed_batches
 
-        async def batches(todo: list[Any], record: Any) -> dict[str, Any]:
-            return await _process(process_batch, todo, batch_size, flush_interval, record)
+        async def batches(todo: list[Any], record: Any, done: _Done) -> dict[str, Any]:
+            return await _process(process_batch, todo, batch_size, flush_interval, record, done)
 
         return await checkpointed_batches(checkpointing, list(items), batch_size, batches)
     return await _process(process_batch, items, batch_size, flush_interval, None)
@@ -77,10 +78,12 @@ async def _process(
     batch_size: int,
     flush_interval: float | None,
     record: Callable[[int, int, list[Any]], Awaitable[None]] | None,
+    done: _Done = ([], 0, 0),
 ) -> dict[str, Any]:
-    results: list[Any] = []
-    processed = 0
-    batches = 0
+    # `done`: what a durable run had stored before it resumed (results, items, batches), so
+    # that counts, the answer and a BatchError read as if the run had never stopped.
+    stored, processed, batches = done
+    results: list[Any] = list(stored)
 
     async def run(chunk: list[Any]) -> None:
         nonlocal processed, batches

@@ -319,11 +319,14 @@ class _Run:
         # Runs of items being worked on, by worker: (index of the first item, stride, items,
         # outputs so far). The item in flight is items[len(outputs)].
         self.active: dict[int, tuple[int, int, list[Any], list[Any]]] = {}
-        # Until workers compete for items, each takes contiguous blocks of doubling size
-        # (`size`), and `after` is where the feed stood after its take; then lanes, unless
-        # on_batch wants each finished stretch as it ends (then blocks of one item).
+        # Until workers compete for items, they take contiguous blocks of `block` items, which
+        # doubles with every block no other worker took items during (`after` is where the
+        # feed stood after a worker's take); then lanes, unless on_batch wants each finished
+        # stretch as it ends (then blocks of one item). One size for all: a worker that gets
+        # its turn only now (a durable run's workers yield to its store) starts where the
+        # others are, not at one item.
         self.dealing = False
-        self.size: dict[int, int] = {}
+        self.block = 1
         self.after: dict[int, int] = {}
         self.block_started: dict[int, float] = {}  # by worker, only when on_batch is set
 
@@ -348,7 +351,7 @@ class _Run:
                 except BaseException as exc:
                     self.item_raised(first + len(out) * stride, out, item, exc)
             self.finish(me)
-            if self.recorder is not None and self.recorder.backlogged:
+            if self.recorder is not None and self.recorder.wants_turn:
                 await self.wait_for_store(None, 0.0)
 
     async def work_with_deadline(self, fn: Callable[[Any], Any], timeout: float) -> None:
@@ -371,7 +374,7 @@ class _Run:
                     except BaseException as exc:
                         self.item_raised(first + len(out) * stride, out, item, exc)
                 self.finish(me)
-                if self.recorder is not None and self.recorder.backlogged:
+                if self.recorder is not None and self.recorder.wants_turn:
                     await self.wait_for_store(deadline, timeout)
         finally:
             deadline.close()
@@ -398,7 +401,7 @@ class _Run:
         if self.dealing:
             taken = feed.lane()
         else:
-            block = feed.take(self.size.get(me, 1))
+            block = feed.take(self.block)
             taken = None if block is None else (block[0], 1, block[1])
             self.after[me] = feed.base + feed.pos
         if taken is None:
@@ -438,11 +441,11 @@ class _Run:
         if not self.dealing:
             feed = self.feed
             if self.after.pop(me) == feed.base + feed.pos:  # nobody else took items meanwhile
-                self.size[me] = min(2 * self.size.get(me, 1), self.max_block)
+                self.block = min(2 * self.block, self.max_block)
             elif self.on_batch is None:
                 self.dealing = True
             else:
-                self.size[me] = 1
+                self.block = 1
         if self.on_batch is not None:  # never set while dealing: runs are contiguous
             self.on_batch(self.block_started.pop(me), time.perf_counter(), first, len(out))
         if self.recorder is not None:
@@ -505,7 +508,7 @@ class _Run:
                 self.on_batch(chunk_started, time.perf_counter(), start, len(chunk))
             if self.recorder is not None:
                 self.recorder.block_done(self, start, len(chunk))
-                if self.recorder.backlogged:
+                if self.recorder.wants_turn:
                     await self.recorder.drain()
             if self.progress is not None:
                 self.progress(self.done, self.total)

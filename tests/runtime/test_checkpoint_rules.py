@@ -6,6 +6,8 @@ import datetime
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kflow_runtime.checkpoint import (
     BadStoreURL,
@@ -23,6 +25,7 @@ from kflow_runtime.checkpoint import (
     plan_resume,
 )
 from kflow_runtime.checkpoint._codec import encode, plain_dumps
+from kflow_runtime.durable import dumps as envelope_dumps
 
 
 def node(node_id: str, fingerprint: str = "f", status: str = "success", *,
@@ -249,18 +252,62 @@ def test_stored_items_know_which_indexes_are_done() -> None:
     ({"a": [{"b": [1, {2: "two"}]}]}, False),  # a non-str key deep down
     ([True, False, None, "s", 0, -1, 1e300], True),
     ([{"x": 1}] * 3, True),  # the same dict three times is fine
+    ({"r": list(range(2000)), "s": {"a": [1.5] * 2000}}, True),  # long lists beside dicts
+    ({"r": list(range(2000)), "s": {"a": [*range(2000), {"b": (1,)}]}}, False),
 ])
 def test_encode_looks_all_the_way_down(value: object, exact: bool) -> None:
     assert encode(value, plain_dumps)[1] is exact
+    assert encode(value, envelope_dumps)[1] is exact
 
 
-def test_nothing_of_checkpointing_is_imported_unless_a_store_is_asked_for() -> None:
-    import subprocess
-    import sys
+@pytest.mark.parametrize("value", [
+    {"x": float("nan")}, [1.5, float("inf")], {"a": [None, -float("inf")]},
+    [[1], [2, {"a": (1,)}]],  # a tuple below a level that mixes lists, ints and dicts
+    [[1], [2, {"a": [{3: "three"}]}]],  # a non-str key there
+    [*range(2000), (1,)], {"r": [*range(2000), float("nan")], "s": {"a": 1}},  # long lists
+])
+def test_what_the_envelope_renders_differently_is_not_exact(value: object) -> None:
+    # The envelope writes NaN as "NaN": restored, a string would reach the next node.
+    assert encode(value, envelope_dumps)[1] is False
 
-    code = ("import sys, kflow_runtime; print('kflow_runtime.checkpoint' in sys.modules); "
-            "import kflow_runtime.checkpoint; "
-            "print('sqlite3' in sys.modules, 'asyncpg' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout
-    assert out.split() == ["False", "False", "False"]
+
+# JSON-like values with what JSON cannot give back mixed in: tuples, int keys, NaN, big ints.
+_leaves = (st.none() | st.booleans() | st.integers(-(2**80), 2**80) | st.floats()
+           | st.sampled_from([float("nan"), float("inf"), -float("inf")]) | st.text(max_size=4))
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner)
+    | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _has_nan(value: object) -> bool:
+    if isinstance(value, float):
+        return value != value
+    if isinstance(value, dict):
+        return any(map(_has_nan, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(_has_nan, value))
+    return False
+
+
+@given(_values)
+def test_exact_means_restored_as_it_was(value: object) -> None:
+    for dumps in (plain_dumps, envelope_dumps):
+        text, exact = encode(value, dumps)
+        restored = json.loads(text) if text is not None else None
+        assert exact == (text is not None and not _has_nan(value) and _same(restored, value))
+
+
+def _same(restored: object, value: object) -> bool:
+    """Equal and of the same types all the way down (a tuple is not a list here)."""
+    if type(restored) is not type(value):
+        return False
+    if isinstance(value, dict):
+        return restored.keys() == value.keys() and all(  # type: ignore[attr-defined]
+            _same(restored[k], value[k]) for k in value)  # type: ignore[index]
+    if isinstance(value, list):
+        return len(restored) == len(value) and all(  # type: ignore[arg-type]
+            map(_same, restored, value))  # type: ignore[call-overload]
+    return restored == value
