@@ -288,12 +288,18 @@ def test_a_map_of_2000_items_killed_at_item_1000_resumes_them_in_order(
     assert len(executions) <= 2200, len(executions)
 
 
-def test_a_batch_processor_killed_midway_skips_the_stored_batches(
-    map_module: Path, store_url: str, tmp_path: Path
-) -> None:
+def killed_at_batch_60(map_module: Path, store_url: str, tmp_path: Path) -> Runner:
+    """The map module's runner, after a run killed in the batch that starts at item 60."""
     run = map_runner(map_module, store_url, tmp_path)
     code, _, err = run(inputs="{}", DURABLE_KILL_BATCH="60")
     assert code == -9, err
+    return run
+
+
+def test_a_batch_processor_killed_midway_skips_the_stored_batches(
+    map_module: Path, store_url: str, tmp_path: Path
+) -> None:
+    run = killed_at_batch_60(map_module, store_url, tmp_path)
     code, envelope, err = run(inputs="{}")
     assert code == 0, err
     assert envelope is not None
@@ -307,15 +313,10 @@ def test_a_batch_processor_killed_midway_skips_the_stored_batches(
     assert sum(starts.values()) <= 10 + 2, starts
 
 
-# --------------------------------------------------------------------------- changes, refusals
-
-
 def test_a_batch_failing_after_a_resume_counts_from_the_start_of_the_input(
     map_module: Path, store_url: str, tmp_path: Path
 ) -> None:
-    run = map_runner(map_module, store_url, tmp_path)
-    code, _, err = run(inputs="{}", DURABLE_KILL_BATCH="60")
-    assert code == -9, err
+    run = killed_at_batch_60(map_module, store_url, tmp_path)
     code, envelope, err = run(inputs="{}", DURABLE_FAIL_BATCH="70")
     assert envelope is not None, err
     message = envelope["errors"]["batches"]
@@ -325,6 +326,9 @@ def test_a_batch_failing_after_a_resume_counts_from_the_start_of_the_input(
         "results": [n * 10 for n in range(70)], "processed_count": 70, "batches": 7,
         "failed_batch": {"index": 7, "items": list(range(70, 80))},
     }
+
+
+# --------------------------------------------------------------------------- changes, refusals
 
 
 def test_a_changed_node_and_what_it_feeds_run_again_and_stderr_says_why(

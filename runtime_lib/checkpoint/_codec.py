@@ -39,25 +39,41 @@ def encode(value: Any, dumps: Dumps) -> tuple[str | None, bool]:
     else, and anything orjson refuses (an int beyond 64 bits, a lone surrogate), is `dumps`'s.
     """
     plain = _plain(value)
-    if plain and _fast_dumps is not None:
-        try:
-            data = _fast_dumps(value)
-        except TypeError:  # orjson.JSONEncodeError
-            pass
-        else:
-            # orjson writes NaN and infinities as null: only a text with a null can hide one.
-            if b"null" not in data or _plain(value, finite=True):
-                return data.decode("utf-8"), True
-    try:
-        text = dumps(value)
-    except (TypeError, ValueError, RecursionError):
+    if plain and (text := _fast(value)) is not None:
+        return text, True
+    text = _slow(value, dumps)
+    if text is None:
         return None, False
     return text, _exact(text, value, plain)
 
 
 def render(value: Any, dumps: Dumps) -> str | None:
-    """`value` as JSON text (None if it cannot be rendered), exact or not."""
-    return encode(value, dumps)[0]
+    """`value` as JSON text (None if it cannot be rendered), exact or not: `encode`'s text,
+    without the parse that tells whether it round-trips."""
+    if _plain(value) and (text := _fast(value)) is not None:
+        return text
+    return _slow(value, dumps)
+
+
+def _fast(value: Any) -> str | None:
+    """A plain value rendered by orjson; None without orjson or if it refuses the value."""
+    if _fast_dumps is None:
+        return None
+    try:
+        data = _fast_dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return None
+    # orjson writes NaN and infinities as null: only a text with a null can hide one.
+    if b"null" in data and not _plain(value, finite=True):
+        return None
+    return data.decode("utf-8")
+
+
+def _slow(value: Any, dumps: Dumps) -> str | None:
+    try:
+        return dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def round_trips(text: str, value: Any) -> bool:
@@ -100,7 +116,7 @@ def _plain(value: Any, *, finite: bool = False) -> bool:
         types = set(map(type, level))
         if not types <= _ALLOWED:
             return False
-        if finite and float in types and not all(map(isfinite, _only(float, level, types))):
+        if finite and _not_finite(level, types):
             return False
         if types <= _LEAVES:
             return True
@@ -125,8 +141,12 @@ def _long_and_flat(items: list[Any], finite: bool) -> bool:
     if len(items) < _LONG:
         return False
     types = set(map(type, items))
-    return types <= _LEAVES and not (
-        finite and float in types and not all(map(isfinite, _only(float, items, types))))
+    return types <= _LEAVES and not (finite and _not_finite(items, types))
+
+
+def _not_finite(level: list[Any], types: set[type]) -> bool:
+    """True if a float of `level` (whose item types are `types`) is NaN or infinite."""
+    return float in types and not all(map(isfinite, _only(float, level, types)))
 
 
 def _only(kind: type, level: list[Any], types: set[type]) -> list[Any]:
