@@ -16,7 +16,9 @@ Each workflow against its hand-written baseline in the same process:
   `asyncio.timeout` (no budget: what the guarding itself costs);
 - a wide DAG 1 -> N -> 1 (one source, N independent nodes reading it, one sink reading all
   of them), against plain `asyncio.gather` over N coroutines between a source and a sink
-  call. Budget: <= 1.5x.
+  call. Budget: <= 1.5x. Twice: with trivial middle nodes (`result = x + 1`), and with
+  middle nodes that await (`result = await step(x)`), which must each run in a task of
+  their own (docs/running.md, "Stages").
 
 A bare `await step(x)` loop is printed for scale. Every contender runs once per round, in
 alternating order (bench/_map_bench.py: ABAB, then BABA), on one event loop; each ratio is
@@ -55,12 +57,12 @@ def chain_workflow(n: int, timeout: float | None = 30, *, awaiting: bool = False
     return builder.build()
 
 
-def wide_workflow(n: int):
+def wide_workflow(n: int, *, awaiting: bool = False):
     builder = AsyncWorkflowBuilder("wide")
     builder.add_async_code("source", "result = 1")
     sink = "result = " + " + ".join(f"x{i}" for i in range(n))
     for i in range(n):
-        builder.add_async_code(f"m{i}", "result = x + 1")
+        builder.add_async_code(f"m{i}", "result = await step(x)" if awaiting else "result = x + 1")
         builder.add_connection("source", "result", f"m{i}", "x")
     builder.add_async_code("sink", sink)
     for i in range(n):
@@ -169,13 +171,15 @@ def main(nodes: int, rounds: int, kailash: bool) -> None:
     timed_chain = runtime.module(chain_workflow(nodes, awaiting=True))
     untimed_chain = runtime.module(chain_workflow(nodes, timeout=None, awaiting=True))
     wide = runtime.module(wide_workflow(nodes))
+    awaiting_wide = runtime.module(wide_workflow(nodes, awaiting=True))
     given = {"step": step}
     loop = asyncio.new_event_loop()
     try:
         for module, last, value in ((trivial_chain, f"n{nodes - 1}", nodes - 1),
                                     (timed_chain, f"n{nodes - 1}", nodes - 1),
                                     (untimed_chain, f"n{nodes - 1}", nodes - 1),
-                                    (wide, "sink", 2 * nodes)):
+                                    (wide, "sink", 2 * nodes),
+                                    (awaiting_wide, "sink", 2 * nodes)):
             envelope = loop.run_until_complete(module.run(dict(given)))
             assert envelope["status"] == "success", envelope["errors"]
             assert envelope["results"][last] == value
@@ -196,6 +200,10 @@ def main(nodes: int, rounds: int, kailash: bool) -> None:
         compare("wide DAG 1 -> N -> 1", loop,
                 ("plain asyncio.gather", lambda: hand_wide(nodes)),
                 ("kflow generated module", lambda: wide.run({})), nodes, rounds, 1.5)
+        compare("wide DAG 1 -> N -> 1, middle nodes awaiting step(x)", loop,
+                ("plain asyncio.gather", lambda: hand_wide(nodes)),
+                ("kflow generated module", lambda: awaiting_wide.run(dict(given))), nodes,
+                rounds, 1.5)
         if kailash:
             run = kailash_chain(nodes)
             if run is None:

@@ -39,13 +39,24 @@ class NodeCall:
 
 @dataclass
 class ChainContext:
-    name: Ident | None
+    name: Ident | None  # None: called inline from the wiring
     waits_for: tuple[str, ...]
     calls: list[NodeCall]
 
     @property
     def wait(self) -> Call:
         return Call("await ctx.wait", self.waits_for)
+
+
+@dataclass
+class StageContext:
+    """One step of the wiring (kflow.graph.Stage): one inline chain, or chains at once."""
+
+    chains: list[ChainContext]
+
+    @property
+    def inline(self) -> bool:
+        return len(self.chains) == 1
 
 
 @dataclass
@@ -56,7 +67,7 @@ class ModuleContext:
     rt: Ident  # the module's name for kflow_runtime
     imports: list[Code]  # import lines, sorted
     pieces: list[NodeFunction | PatternPiece]
-    chains: list[ChainContext]
+    stages: list[StageContext]
     required_inputs: dict[str, tuple[str, ...]]
     node_ids: tuple[str, ...]
     # node -> (its fingerprint, the nodes it reads): what a durable run checks on resume.
@@ -77,8 +88,9 @@ class ModuleContext:
     lazy_imports: list[tuple[Ident, str]] = field(default_factory=list)
 
     @property
-    def single_chain(self) -> bool:
-        return len(self.chains) == 1
+    def chains(self) -> list[ChainContext]:
+        """The chains that run as tasks, each its own function."""
+        return [chain for stage in self.stages if not stage.inline for chain in stage.chains]
 
 
 RESOURCE_SPECS = {"database": "Database", "http": "HttpClient", "cache": "Cache",
@@ -197,17 +209,21 @@ class ModuleBuilder:
             if a.handler is not None:
                 self.handlers[node.id] = self.handler_function(a)
             self.emitted[node.id] = a.kind.emit(self, a)
-        chains = [
-            ChainContext(
-                name=None,
-                waits_for=chain.waits_for,
-                calls=[self.node_call(node_id) for node_id in chain.nodes],
-            )
-            for chain in graph.chains(self.workflow)
+        stages = [
+            StageContext([
+                ChainContext(
+                    name=None,
+                    waits_for=chain.waits_for,
+                    calls=[self.node_call(node_id) for node_id in chain.nodes],
+                )
+                for chain in stage.chains
+            ])
+            for stage in graph.stages(self.workflow)
         ]
-        if len(chains) > 1:
-            for chain in chains:
-                chain.name = self.scope.define("chain", chain.calls[0].node_id)
+        for stage in stages:
+            if not stage.inline:
+                for chain in stage.chains:
+                    chain.name = self.scope.define("chain", chain.calls[0].node_id)
         required: dict[str, list[str]] = {}
         for node in self.workflow.nodes:
             node_analysis = self.analysis.nodes[node.id]
@@ -250,7 +266,7 @@ class ModuleBuilder:
             rt=self.rt,
             imports=[Code(line) for line in sorted(lines)],
             pieces=pieces,
-            chains=chains,
+            stages=stages,
             required_inputs={k: tuple(v) for k, v in required.items()},
             node_ids=tuple(n.id for n in self.workflow.nodes),
             durable=self.durable_table(),

@@ -1,9 +1,14 @@
-"""The workflow as a graph: validation, order, and the chains codegen emits.
+"""The workflow as a graph: validation, order, and the stages and chains codegen emits.
 
 A *chain* is a run of nodes that can only execute one after another (each has
 exactly one predecessor, which feeds nothing else first). A chain compiles to
 straight-line awaits; separate chains run as concurrent tasks that wait for the
 chains they depend on. A workflow that is one chain needs no task at all.
+
+A node every other node is upstream or downstream of (the source of a fan-out, the sink
+of a fan-in) can never run beside anything, so codegen calls it straight from the wiring
+between *stages*: what runs before it, and what after. Chains inside a stage then never
+wait for a node outside it, and a fan-out's branches start with no wait at all.
 """
 
 from __future__ import annotations
@@ -132,18 +137,76 @@ def _did_you_mean(name: str, options: set[str]) -> str | None:
 @dataclass(frozen=True)
 class Chain:
     nodes: tuple[str, ...]
-    waits_for: tuple[str, ...]  # nodes of other chains that must finish first
+    waits_for: tuple[str, ...]  # nodes of other chains of its stage that must finish first
 
 
-def chains(workflow: Workflow) -> list[Chain]:
-    """Split the DAG into chains (see module docstring), in topological order."""
+@dataclass(frozen=True)
+class Stage:
+    """One step of the wiring: a single chain runs inline; several run at once."""
+
+    chains: tuple[Chain, ...]
+
+
+def stages(workflow: Workflow) -> list[Stage]:
+    """The workflow as stages in order (see module docstring): runs of nodes every other
+    node is upstream or downstream of, and between them the chains of what may run at once."""
+    order = topological_order(workflow)
     preds = predecessors(workflow)
     succs = successors(workflow)
+    between = _on_every_path(order, preds, succs)
+    result: list[Stage] = []
+    group: list[str] = []
+    inline: list[str] = []
+    for node_id in order:
+        if node_id not in between:
+            group.append(node_id)
+            continue
+        if group:
+            result.append(Stage(tuple(_chains(group, preds, succs))))
+            group = []
+        if result and len(result[-1].chains) == 1:  # extend the inline run before it
+            inline = [*result.pop().chains[0].nodes]
+        else:
+            inline = []
+        inline.append(node_id)
+        result.append(Stage((Chain(tuple(inline), ()),)))
+    if group:
+        result.append(Stage(tuple(_chains(group, preds, succs))))
+    return result
+
+
+def _on_every_path(order: list[str], preds: dict[str, list[str]],
+                   succs: dict[str, list[str]]) -> set[str]:
+    """The nodes every other node is an ancestor or a descendant of (bit sets by position
+    in `order`: a few big-int ORs per connection)."""
+    position = {node_id: i for i, node_id in enumerate(order)}
+    above: dict[str, int] = {}
+    for node_id in order:
+        bits = 0
+        for pred in preds[node_id]:
+            bits |= above[pred] | 1 << position[pred]
+        above[node_id] = bits
+    below: dict[str, int] = {}
+    for node_id in reversed(order):
+        bits = 0
+        for succ in succs[node_id]:
+            bits |= below[succ] | 1 << position[succ]
+        below[node_id] = bits
+    others = len(order) - 1
+    return {n for n in order if above[n].bit_count() + below[n].bit_count() == others}
+
+
+def _chains(group: list[str], preds: dict[str, list[str]],
+            succs: dict[str, list[str]]) -> list[Chain]:
+    """Split the nodes of one stage (in topological order) into chains; what they read
+    from earlier stages has finished before the stage starts."""
+    members_of = set(group)
+    inside = {n: [p for p in preds[n] if p in members_of] for n in group}
     members: dict[int, list[str]] = defaultdict(list)
     chain_of: dict[str, int] = {}
     open_tail: set[str] = set()  # chain tails that may still be extended
-    for node_id in topological_order(workflow):
-        (pred,) = preds[node_id] if len(preds[node_id]) == 1 else (None,)
+    for node_id in group:
+        (pred,) = inside[node_id] if len(inside[node_id]) == 1 else (None,)
         if pred is not None and pred in open_tail:
             index = chain_of[pred]
             open_tail.discard(pred)
@@ -152,10 +215,7 @@ def chains(workflow: Workflow) -> list[Chain]:
         members[index].append(node_id)
         chain_of[node_id] = index
         open_tail.add(node_id)
-        if not succs[node_id]:
+        if not any(s in members_of for s in succs[node_id]):
             open_tail.discard(node_id)
-    result = []
-    for index in sorted(members):
-        first = members[index][0]
-        result.append(Chain(tuple(members[index]), tuple(preds[first])))
-    return result
+    return [Chain(tuple(nodes), tuple(inside[nodes[0]]))
+            for _, nodes in sorted(members.items())]

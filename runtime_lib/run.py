@@ -20,6 +20,7 @@ import functools
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -91,7 +92,10 @@ class _Watch:
 
     def __init__(self, watchdog: _Watchdog, task: asyncio.Task) -> None:
         self.watchdog = watchdog
-        self.task = task
+        # Weak: a chain task's context holds its watch, and a strong reference back would
+        # make every finished chain task (its coroutine, its context) a cycle that only the
+        # garbage collector frees. A wide fan-out then paid for full collections mid-run.
+        self.task = weakref.ref(task)
         self.expires = _NEVER  # time.perf_counter() the running attempt expires at; idle: inf
         self.cancels = 0  # cancels this attempt's expiry sent
         self.opening: str | None = None  # the resource being opened, for the message
@@ -99,7 +103,8 @@ class _Watch:
     def settle(self, exc: BaseException | None, node_id: str, delay: float) -> None:
         """The attempt at `node_id` that expiry cancelled ended (raising `exc`): take our
         cancels back, and raise NodeTimeout from `exc` when they are what stopped it."""
-        task, cancels, opening = self.task, self.cancels, self.opening
+        task, cancels, opening = self.task(), self.cancels, self.opening
+        assert task is not None  # the attempt runs in it
         self.cancels, self.opening = 0, None
         for _ in range(cancels):
             remaining = task.uncancel()
@@ -169,6 +174,7 @@ class _Watchdog:
             self._handle.cancel()
             self._handle = None
         self.at = _NEVER
+        self._watches.clear()  # each refers back to us: freed now, not by the collector
 
     def arm(self, at: float) -> None:
         if self._handle is not None:
@@ -184,9 +190,13 @@ class _Watchdog:
         earliest = _NEVER
         for watch in list(self._watches):
             if watch.expires <= now:
-                if watch.cancels or not watch.task.cancelling():
+                task = watch.task()
+                if task is None:  # a chain task that has ended
+                    self._watches.discard(watch)
+                    continue
+                if watch.cancels or not task.cancelling():
                     watch.cancels += 1
-                    watch.task.cancel()
+                    task.cancel()
                 watch.expires = now + CLEANUP_GRACE
             earliest = min(earliest, watch.expires)
         if earliest < _NEVER:

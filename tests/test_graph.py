@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kflow import AsyncWorkflowBuilder, CompileError
 
@@ -118,3 +120,114 @@ def test_fan_out_labels_do_not_overlap(kflowc):
         for b in boxes[i + 1:]:
             apart = a[1] <= b[0] or b[1] <= a[0] or a[3] <= b[2] or b[3] <= a[2]
             assert apart, f"edge labels too close: {a} {b}"
+
+
+# -- stages: what the wiring runs inline, and what at once ------------------------------
+
+
+def _stages(builder: AsyncWorkflowBuilder) -> list[list[tuple[tuple[str, ...], tuple[str, ...]]]]:
+    from kflow import graph
+
+    return [[(chain.nodes, chain.waits_for) for chain in stage.chains]
+            for stage in graph.stages(builder.build())]
+
+
+def _fan(width: int, *, sink: bool = True) -> AsyncWorkflowBuilder:
+    b = AsyncWorkflowBuilder("fan")
+    b.add_async_code("source", "result = 1")
+    for i in range(width):
+        b.add_async_code(f"m{i}", "result = x + 1")
+        b.add_connection("source", "result", f"m{i}", "x")
+    if sink:
+        b.add_async_code("sink", "result = " + " + ".join(f"x{i}" for i in range(width)))
+        for i in range(width):
+            b.add_connection(f"m{i}", "result", "sink", f"x{i}")
+    return b
+
+
+def test_a_fan_out_and_in_calls_its_source_and_sink_inline_and_its_branches_with_no_wait():
+    assert _stages(_fan(3)) == [
+        [(("source",), ())],
+        [(("m0",), ()), (("m1",), ()), (("m2",), ())],
+        [(("sink",), ())],
+    ]
+
+
+def test_a_chain_is_one_inline_stage_and_independent_nodes_one_stage_at_once():
+    b = AsyncWorkflowBuilder("w")
+    for node_id in ("a", "b", "c"):
+        b.add_async_code(node_id, "result = 1")
+    b.add_connection("a", None, "b", "x")
+    b.add_connection("b", None, "c", "x")
+    assert _stages(b) == [[(("a", "b", "c"), ())]]
+    b = AsyncWorkflowBuilder("w")
+    for node_id in ("a", "b"):
+        b.add_async_code(node_id, "result = 1")
+    assert _stages(b) == [[(("a",), ()), (("b",), ())]]
+
+
+def test_a_chain_inside_a_stage_waits_only_for_nodes_of_that_stage():
+    # source -> (a -> c, b), c and b -> sink: c reads a and b, so its chain waits for b,
+    # never for the source, which the stage before has run.
+    b = AsyncWorkflowBuilder("w")
+    for node_id in ("source", "a", "b", "c", "sink"):
+        b.add_async_code(node_id, "result = 1")
+    for source, target in (("source", "a"), ("source", "b"), ("a", "c"), ("b", "c"),
+                           ("c", "sink")):
+        b.add_connection(source, None, target, f"from_{source}")
+    assert _stages(b) == [
+        [(("source",), ())],
+        [(("a",), ()), (("b",), ())],
+        [(("c", "sink"), ())],
+    ]
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> tuple[int, set[tuple[int, int]]]:
+    size = draw(st.integers(1, 9))
+    pairs = [(i, j) for i in range(size) for j in range(i + 1, size)]
+    edges = draw(st.sets(st.sampled_from(pairs), max_size=len(pairs))) if pairs else set()
+    return size, edges
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags())
+def test_stages_keep_every_dependency_and_serialise_only_what_could_never_overlap(dag):
+    size, edges = dag
+    b = AsyncWorkflowBuilder("random")
+    order = list(range(size))
+    for i in order:
+        b.add_async_code(f"n{i}", "result = 1")
+    for i, j in sorted(edges):
+        b.add_connection(f"n{i}", None, f"n{j}", f"x{i}")
+    reach = {i: {j for (a, j) in edges if a == i} for i in order}
+    for k in order:  # transitive closure; nodes are numbered in a topological order
+        for i in order:
+            if k in reach[i]:
+                reach[i] |= reach[k]
+
+    def related(i: int, j: int) -> bool:
+        return j in reach[i] or i in reach[j]
+
+    where: dict[int, tuple[int, int, int]] = {}  # node -> (stage, chain, position)
+    stages = _stages(b)
+    for s, stage in enumerate(stages):
+        for c, (nodes, _) in enumerate(stage):
+            for p, node_id in enumerate(nodes):
+                assert int(node_id[1:]) not in where
+                where[int(node_id[1:])] = (s, c, p)
+    assert sorted(where) == order
+    for i, j in edges:  # j reads i: i has ended before j starts
+        (si, ci, pi), (sj, cj, pj) = where[i], where[j]
+        waits = stages[sj][cj][1]
+        assert si < sj or (si == sj and ((ci == cj and pi < pj) or (pj == 0 and f"n{i}" in waits)))
+    for s, stage in enumerate(stages):
+        for nodes, waits in stage:
+            if len(stage) > 1:
+                assert all(where[int(w[1:])][0] == s for w in waits)
+            else:  # inline: nothing could ever run beside these nodes
+                assert all(related(int(n[1:]), other) for n in nodes for other in order
+                           if other != int(n[1:]))
+    for i in order:  # and no node that nothing could run beside is left in a task
+        if all(related(i, other) for other in order if other != i):
+            assert len(stages[where[i][0]]) == 1

@@ -35,6 +35,30 @@ async def test_a_chain_of_timed_nodes_arms_one_timer(monkeypatch):
     assert len(armed) == 1  # was one per node: asyncio.timeout per attempt
 
 
+async def test_a_fan_out_of_timed_nodes_leaves_nothing_for_the_garbage_collector():
+    # Each chain task's context holds its watch. A watch that held its task strongly, or a
+    # watchdog that kept its watches after the run, made every finished branch (task,
+    # coroutine, context, watch) a reference cycle: 7 objects per branch for the collector.
+    import gc
+
+    builder = AsyncWorkflowBuilder("fan")
+    builder.add_async_code("source", "result = 1")
+    for i in range(50):
+        builder.add_async_code(f"m{i}", "await asyncio.sleep(0)\nresult = x + 1")
+        builder.add_connection("source", "result", f"m{i}", "x")
+    compiled = module(builder)
+    await compiled.run({})  # warm: first-use caches
+    gc.collect()
+    gc.disable()
+    try:
+        envelope = await compiled.run({})
+        assert envelope["status"] == "success"
+        del envelope
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 async def test_a_shorter_timeout_after_a_longer_one_expires_on_its_own_time():
     builder = AsyncWorkflowBuilder("shorter")
     builder.add_async_code("first", "await asyncio.sleep(0)\nresult = 1", timeout=30)

@@ -96,6 +96,22 @@ async def test_failed_node_skips_dependents_but_not_independent_branches():
     assert envelope["results"] == {"other": "fine", "other_next": "fine!"}
 
 
+async def test_a_failed_fan_out_source_skips_every_branch_and_the_sink():
+    # The source and the sink run inline between the stages (kflow.graph.stages): a failure
+    # there must skip what reads it exactly as a chain's wait used to.
+    builder = AsyncWorkflowBuilder("fan")
+    builder.add_async_code("source", "result = 1 / 0")
+    for name in ("a", "b"):
+        builder.add_async_code(name, "result = x")
+        builder.add_connection("source", None, name, "x")
+    builder.add_async_code("sink", "result = a + b")
+    builder.add_connection("a", None, "sink", "a")
+    builder.add_connection("b", None, "sink", "b")
+    envelope = await run(builder)
+    assert envelope["status"] == "failed" and set(envelope["errors"]) == {"source"}
+    assert envelope["skipped"] == ["a", "b", "sink"] and envelope["results"] == {}
+
+
 async def test_runtime_error_names_the_users_line():
     builder = AsyncWorkflowBuilder("lines")
     builder.add_async_code("calc", """

@@ -72,8 +72,7 @@ async def node_aggregator(*, data_a, data_b, data_c):
     return result
 
 
-async def chain_source(ctx: rt.Run) -> None:
-    await ctx.call("source", node_source, timeout=None)
+async def chain_processor_a(ctx: rt.Run) -> None:
     await ctx.call(
         "processor_a",
         node_processor_a,
@@ -82,7 +81,6 @@ async def chain_source(ctx: rt.Run) -> None:
 
 
 async def chain_processor_b(ctx: rt.Run) -> None:
-    await ctx.wait("source")
     await ctx.call(
         "processor_b",
         node_processor_b,
@@ -91,7 +89,6 @@ async def chain_processor_b(ctx: rt.Run) -> None:
 
 
 async def chain_processor_c(ctx: rt.Run) -> None:
-    await ctx.wait("source")
     await ctx.call(
         "processor_c",
         node_processor_c,
@@ -101,7 +98,6 @@ async def chain_processor_c(ctx: rt.Run) -> None:
 
 
 async def chain_monitor(ctx: rt.Run) -> None:
-    await ctx.wait("source")
     await ctx.call(
         "monitor",
         node_monitor,
@@ -125,9 +121,11 @@ async def chain_aggregator(ctx: rt.Run) -> None:
 
 
 async def run_nodes(ctx: rt.Run) -> None:
-    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    """The workflow's wiring, in stages: one node after another, or chains at once, each
+    waiting for what it reads."""
+    await ctx.call("source", node_source, timeout=None)
     await ctx.concurrently(
-        chain_source,
+        chain_processor_a,
         chain_processor_b,
         chain_processor_c,
         chain_monitor,

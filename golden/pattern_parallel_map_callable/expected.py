@@ -118,8 +118,7 @@ async def node_memory_intensive(*, items):
     )
 
 
-async def chain_numbers(ctx: rt.Run) -> None:
-    await ctx.call("numbers", node_numbers, timeout=None)
+async def chain_cpu_intensive(ctx: rt.Run) -> None:
     await ctx.call(
         "cpu_intensive",
         node_cpu_intensive,
@@ -129,7 +128,6 @@ async def chain_numbers(ctx: rt.Run) -> None:
 
 
 async def chain_io_intensive(ctx: rt.Run) -> None:
-    await ctx.wait("numbers")
     await ctx.call(
         "io_intensive",
         node_io_intensive,
@@ -139,7 +137,6 @@ async def chain_io_intensive(ctx: rt.Run) -> None:
 
 
 async def chain_memory_intensive(ctx: rt.Run) -> None:
-    await ctx.wait("numbers")
     await ctx.call(
         "memory_intensive",
         node_memory_intensive,
@@ -149,9 +146,11 @@ async def chain_memory_intensive(ctx: rt.Run) -> None:
 
 
 async def run_nodes(ctx: rt.Run) -> None:
-    """The workflow's wiring: its chains at once, each waiting for what it reads."""
+    """The workflow's wiring, in stages: one node after another, or chains at once, each
+    waiting for what it reads."""
+    await ctx.call("numbers", node_numbers, timeout=None)
     await ctx.concurrently(
-        chain_numbers,
+        chain_cpu_intensive,
         chain_io_intensive,
         chain_memory_intensive,
     )
