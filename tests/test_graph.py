@@ -67,15 +67,20 @@ def test_svg_without_graphviz_says_what_to_do(kflowc, monkeypatch):
     assert "needs Graphviz's `dot`" in stderr and "apt-get install graphviz" in stderr
 
 
+def _nodes(ids: list[str], edges: list[tuple[str, str]]) -> AsyncWorkflowBuilder:
+    """Code nodes `ids`, each target reading its source as `from_<source>`."""
+    b = AsyncWorkflowBuilder("w")
+    for node_id in ids:
+        b.add_async_code(node_id, "result = 1")
+    for source, target in edges:
+        b.add_connection(source, None, target, f"from_{source}")
+    return b
+
+
 def test_a_cycle_with_a_branch_hanging_off_it_is_reported():
     # Found by tests/test_properties.py: a node downstream of a cycle is stuck too, but
     # it is not on the cycle, and the search must not start walking into it.
-    b = AsyncWorkflowBuilder("w")
-    for node_id in ("rt", "a", "a0"):
-        b.add_async_code(node_id, "result = 1")
-    b.add_connection("rt", None, "a", "x")
-    b.add_connection("rt", None, "a0", "x")
-    b.add_connection("a0", None, "rt", "back")
+    b = _nodes(["rt", "a", "a0"], [("rt", "a"), ("rt", "a0"), ("a0", "rt")])
     with pytest.raises(CompileError) as info:
         b.build()
     (diagnostic,) = info.value.diagnostics
@@ -154,27 +159,16 @@ def test_a_fan_out_and_in_calls_its_source_and_sink_inline_and_its_branches_with
 
 
 def test_a_chain_is_one_inline_stage_and_independent_nodes_one_stage_at_once():
-    b = AsyncWorkflowBuilder("w")
-    for node_id in ("a", "b", "c"):
-        b.add_async_code(node_id, "result = 1")
-    b.add_connection("a", None, "b", "x")
-    b.add_connection("b", None, "c", "x")
-    assert _stages(b) == [[(("a", "b", "c"), ())]]
-    b = AsyncWorkflowBuilder("w")
-    for node_id in ("a", "b"):
-        b.add_async_code(node_id, "result = 1")
-    assert _stages(b) == [[(("a",), ()), (("b",), ())]]
+    assert _stages(_nodes(["a", "b", "c"], [("a", "b"), ("b", "c")])) == [
+        [(("a", "b", "c"), ())]]
+    assert _stages(_nodes(["a", "b"], [])) == [[(("a",), ()), (("b",), ())]]
 
 
 def test_a_chain_inside_a_stage_waits_only_for_nodes_of_that_stage():
     # source -> (a -> c, b), c and b -> sink: c reads a and b, so its chain waits for b,
     # never for the source, which the stage before has run.
-    b = AsyncWorkflowBuilder("w")
-    for node_id in ("source", "a", "b", "c", "sink"):
-        b.add_async_code(node_id, "result = 1")
-    for source, target in (("source", "a"), ("source", "b"), ("a", "c"), ("b", "c"),
-                           ("c", "sink")):
-        b.add_connection(source, None, target, f"from_{source}")
+    b = _nodes(["source", "a", "b", "c", "sink"],
+               [("source", "a"), ("source", "b"), ("a", "c"), ("b", "c"), ("c", "sink")])
     assert _stages(b) == [
         [(("source",), ())],
         [(("a",), ()), (("b",), ())],
@@ -194,12 +188,8 @@ def dags(draw: st.DrawFn) -> tuple[int, set[tuple[int, int]]]:
 @given(dags())
 def test_stages_keep_every_dependency_and_serialise_only_what_could_never_overlap(dag):
     size, edges = dag
-    b = AsyncWorkflowBuilder("random")
     order = list(range(size))
-    for i in order:
-        b.add_async_code(f"n{i}", "result = 1")
-    for i, j in sorted(edges):
-        b.add_connection(f"n{i}", None, f"n{j}", f"x{i}")
+    b = _nodes([f"n{i}" for i in order], [(f"n{i}", f"n{j}") for i, j in sorted(edges)])
     reach = {i: {j for (a, j) in edges if a == i} for i in order}
     for k in order:  # transitive closure; nodes are numbered in a topological order
         for i in order:
