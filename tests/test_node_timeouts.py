@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from kflow import AsyncLocalRuntime, AsyncWorkflowBuilder
+from kflow import AsyncLocalRuntime, AsyncPatterns, AsyncWorkflowBuilder
 
 
 def module(builder: AsyncWorkflowBuilder):
@@ -122,3 +122,84 @@ async def test_each_retry_attempt_has_its_own_timeout():
     )
     envelope = await module(builder).run({"calls": []})
     assert envelope["results"] == {"flaky": 3} and envelope["attempts"] == {"flaky": 3}
+
+
+# -- every node kind: bounded by its timeout -------------------------------------------
+
+HANG = "await asyncio.sleep(30)\nresult = 1"
+TIMED_OUT = "node 'stuck' timed out after 0.05s"
+
+
+def _code(b: AsyncWorkflowBuilder) -> None:
+    b.add_async_code("stuck", HANG, timeout=0.05)
+
+
+def _python_code(b: AsyncWorkflowBuilder) -> None:
+    # Sync code in a thread: the timeout bounds the wait for it (the thread ends on its own).
+    b.add_node("PythonCodeNode", "stuck", {"code": "import time\ntime.sleep(0.5)\nresult = 1",
+                                           "timeout": 0.05})
+
+
+def _parallel_map(b: AsyncWorkflowBuilder) -> None:
+    # A map has no node timeout (it may run for hours); each item is bounded instead.
+    b.add_async_code("load", "result = [1, 2, 3]")
+    b.add_parallel_map("stuck", "async def process_item(x):\n    await asyncio.sleep(30)\n"
+                       "    return x", timeout_per_item=0.05)
+    b.add_connection("load", "result", "stuck", "items")
+
+
+def _rate_limited(b: AsyncWorkflowBuilder) -> None:
+    AsyncPatterns.rate_limited(b, "stuck", HANG, requests_per_second=5, timeout=0.05)
+
+
+def _circuit_breaker(b: AsyncWorkflowBuilder) -> None:
+    # The breaker times each call itself: a call that hangs is a failure it counts.
+    AsyncPatterns.circuit_breaker(b, "stuck", HANG, failure_threshold=3, timeout=0.05)
+
+
+def _retry_with_backoff(b: AsyncWorkflowBuilder) -> None:
+    AsyncPatterns.retry_with_backoff(b, "stuck", HANG, max_retries=2, initial_backoff=0.01,
+                                     retry_on=[ConnectionError], timeout=0.05)
+
+
+def _batch_processor(b: AsyncWorkflowBuilder) -> None:
+    b.add_async_code("load", "result = [1, 2, 3]")
+    AsyncPatterns.batch_processor(b, "stuck", "await asyncio.sleep(30)\nbatch_results = items",
+                                  batch_size=2, timeout=0.05)
+    b.add_connection("load", "result", "stuck", "items")
+
+
+def _parallel_fetch(b: AsyncWorkflowBuilder) -> None:
+    AsyncPatterns.parallel_fetch(b, "stuck", {"slow": HANG}, timeout_per_operation=None,
+                                 timeout=0.05)
+
+
+def _timeout_with_fallback(b: AsyncWorkflowBuilder) -> None:
+    AsyncPatterns.timeout_with_fallback(b, "stuck", "cached", HANG, "result = 'cached'",
+                                        timeout_seconds=0.05)
+
+
+# kind -> (builds a node "stuck" that hangs under a 0.05 s timeout, what the run shows).
+KINDS = {
+    "code": (_code, ("errors", TIMED_OUT)),
+    "python_code": (_python_code, ("errors", TIMED_OUT)),
+    "parallel_map": (_parallel_map, ("errors", "item timed out after 0.05s")),
+    "rate_limited": (_rate_limited, ("errors", TIMED_OUT)),
+    "circuit_breaker": (_circuit_breaker, ("results", "'error_type': 'TimeoutError'")),
+    "retry_with_backoff": (_retry_with_backoff, ("errors", TIMED_OUT)),
+    "batch_processor": (_batch_processor, ("errors", TIMED_OUT)),
+    "parallel_fetch": (_parallel_fetch, ("errors", TIMED_OUT)),
+    "timeout_with_fallback": (_timeout_with_fallback, ("recovered", TIMED_OUT)),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_every_node_kind_is_bounded_by_its_timeout(kind):
+    build, (part, shown) = KINDS[kind]
+    builder = AsyncWorkflowBuilder(kind)
+    build(builder)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    envelope = await module(builder).run({})
+    assert loop.time() - started < 5
+    assert shown in str(envelope[part]["stuck"]), envelope
