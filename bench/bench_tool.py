@@ -5,7 +5,9 @@
 - `kflowc build` and `kflowc check` of a generated N-node workflow built in a loop
   (budget: under 5 s for 1,000 nodes), and `kflowc build` of an N-node chain written as
   2N top-level calls (`add_async_code` / `add_connection`, as a generator or a person
-  writes a big file; budget: under 3 s for 1,000 nodes), end to end as a user runs
+  writes a big file; budget: under 3 s for 1,000 nodes), and `kflowc build` of a
+  1 -> N -> 1 fan-out and fan-in built in a loop (budget: under 5 s; graph passes that are
+  quadratic in a node's fan-out show here first), end to end as a user runs
   them (a fresh process each), against `python -c "import kflow.cli"` (the tool's fixed
   start-up cost) measured in the same rounds;
 - importing a generated module that uses no resources, against
@@ -47,6 +49,22 @@ def workflow_source(nodes: int) -> str:
                 f"result = {{{{'value': total_{{i}}, 'items': x['items']}}}}",
             )
             builder.add_connection(f"n{{(i - 1) // 2}}", "result", f"n{{i}}", "x")
+        workflow = builder.build()
+    """)
+
+
+def fan_source(nodes: int) -> str:
+    """One source feeding N nodes that one sink reads."""
+    return textwrap.dedent(f"""
+        from kailash.workflow import AsyncWorkflowBuilder
+
+        builder = AsyncWorkflowBuilder("fan")
+        builder.add_async_code("source", "result = seed")
+        builder.add_async_code("sink", "result = " + " + ".join(f"x{{i}}" for i in range({nodes})))
+        for i in range({nodes}):
+            builder.add_async_code(f"m{{i}}", f"result = x + {{i}}")
+            builder.add_connection("source", "result", f"m{{i}}", "x")
+            builder.add_connection(f"m{{i}}", "result", "sink", f"x{{i}}")
         workflow = builder.build()
     """)
 
@@ -94,6 +112,7 @@ def main(nodes: int, rounds: int) -> None:
         work = Path(tmp)
         (work / "workflow.py").write_text(workflow_source(nodes))
         (work / "chain.py").write_text(chain_source(nodes))
+        (work / "fan.py").write_text(fan_source(nodes))
         python = sys.executable
         kflowc = [python, "-m", "kflow.cli"]
         cases = {
@@ -103,8 +122,10 @@ def main(nodes: int, rounds: int) -> None:
             f"kflowc check, {nodes} nodes built in a loop": [*kflowc, "check", "workflow.py"],
             f"kflowc build, {nodes}-node chain as {2 * nodes - 1} top-level calls":
                 [*kflowc, "build", "chain.py", "-o", "chain_out.py"],
+            f"kflowc build, 1 -> {nodes} -> 1 fan-out built in a loop":
+                [*kflowc, "build", "fan.py", "-o", "fan_out.py"],
         }
-        budgets = {1: "; budget < 5 s", 2: "", 3: "; budget < 3 s"}
+        budgets = {1: "; budget < 5 s", 2: "", 3: "; budget < 3 s", 4: "; budget < 5 s"}
         results: dict[str, list[tuple[float, float]]] = {label: [] for label in cases}
         for _ in range(rounds):
             for label, args in cases.items():
