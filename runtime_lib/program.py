@@ -1,7 +1,8 @@
 """What every generated module has in common: `run`, `run_many`, `open_resources`, the CLI.
 
 A module is its nodes' code and one wiring function (`run_nodes(ctx)`: the `ctx.call`s in
-order, or the chains under `ctx.concurrently`); it builds one `Program` at import and
+order, and between them the chains of each stage under `ctx.concurrently`); it builds one
+`Program` at import and
 exports the program's methods, so every module has the same API whether or not it uses
 resources:
 
