@@ -2,9 +2,8 @@
 
 A module is its nodes' code and one wiring function (`run_nodes(ctx)`: the `ctx.call`s in
 order, and between them the chains of each stage under `ctx.concurrently`); it builds one
-`Program` at import and
-exports the program's methods, so every module has the same API whether or not it uses
-resources:
+`Program` at import and exports the program's methods, so every module has the same API
+whether or not it uses resources:
 
     PROGRAM = rt.Program(WORKFLOW, NODES, run_nodes, source_map=SOURCE_MAP, ...)
     run = PROGRAM.run
