@@ -18,7 +18,8 @@ Each workflow against its hand-written baseline in the same process:
   of them), against plain `asyncio.gather` over N coroutines between a source and a sink
   call. Budget: <= 1.5x. Twice: with trivial middle nodes (`result = x + 1`), and with
   middle nodes that await (`result = await step(x)`), which must each run in a task of
-  their own (docs/running.md, "Stages").
+  their own (docs/running.md, "Stages"); the awaiting one is also set beside a gather whose
+  branches each run under `asyncio.timeout`, the same guarding by hand.
 
 A bare `await step(x)` loop is printed for scale. Every contender runs once per round, in
 alternating order (bench/_map_bench.py: ABAB, then BABA), on one event loop; each ratio is
@@ -108,6 +109,17 @@ async def hand_wide(n: int) -> int:
     """1 -> N -> 1 with plain asyncio.gather and nothing else."""
     source = await step(0)
     middle = await asyncio.gather(*(step(source) for _ in range(n)))
+    return sum(middle)
+
+
+async def hand_wide_timed(n: int) -> int:
+    """The same with each branch under its own asyncio.timeout, as guarded by hand."""
+    async def guarded(x: int) -> int:
+        async with asyncio.timeout(30.0):
+            return await step(x)
+
+    source = await step(0)
+    middle = await asyncio.gather(*(guarded(source) for _ in range(n)))
     return sum(middle)
 
 
@@ -203,7 +215,8 @@ def main(nodes: int, rounds: int, kailash: bool) -> None:
         compare("wide DAG 1 -> N -> 1, middle nodes awaiting step(x)", loop,
                 ("plain asyncio.gather", lambda: hand_wide(nodes)),
                 ("kflow generated module", lambda: awaiting_wide.run(dict(given))), nodes,
-                rounds, 1.5)
+                rounds, 1.5,
+                {"gather, asyncio.timeout per branch": lambda: hand_wide_timed(nodes)})
         if kailash:
             run = kailash_chain(nodes)
             if run is None:
