@@ -153,8 +153,8 @@ def memory(n_items: int, workers: int) -> bool:
     for timeout in (None, 5.0):
         overhead = []
         for n in sizes:
-            beyond = {name: memory_beyond_output(c, n, workers, timeout)
-                      for name, c in CONTENDERS.items()}
+            beyond = {name: memory_beyond_output(CONTENDERS[name], n, workers, timeout)
+                      for name in (POOL, MAP)}
             overhead.append(beyond[MAP])
             print(f"  {n:>10,}  {timeout!s:>7}  {beyond[POOL]:>18,}  {beyond[MAP]:>14,}")
         # O(workers): allocator noise may move the figure a little, the item count must not.

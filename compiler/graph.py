@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import groupby
 
 from kflow.errors import CompileError, error
 from kflow.ir import Workflow
@@ -156,25 +157,12 @@ def stages(workflow: Workflow) -> list[Stage]:
     order = topological_order(workflow)
     preds = predecessors(workflow)
     succs = successors(workflow)
-    between = _on_every_path(order, preds, succs)
+    serial = _on_every_path(order, preds, succs)
     result: list[Stage] = []
-    group: list[str] = []
-    inline: list[str] = []
-    for node_id in order:
-        if node_id not in between:
-            group.append(node_id)
-            continue
-        if group:
-            result.append(Stage(tuple(_chains(group, preds, succs))))
-            group = []
-        if result and len(result[-1].chains) == 1:  # extend the inline run before it
-            inline = [*result.pop().chains[0].nodes]
-        else:
-            inline = []
-        inline.append(node_id)
-        result.append(Stage((Chain(tuple(inline), ()),)))
-    if group:
-        result.append(Stage(tuple(_chains(group, preds, succs))))
+    for inline, run in groupby(order, key=serial.__contains__):
+        nodes = list(run)
+        chains = [Chain(tuple(nodes), ())] if inline else _chains(nodes, preds, succs)
+        result.append(Stage(tuple(chains)))
     return result
 
 

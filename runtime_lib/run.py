@@ -189,11 +189,8 @@ class _Watchdog:
         now = time.perf_counter()
         earliest = _NEVER
         for watch in list(self._watches):
-            if watch.expires <= now:
+            if watch.expires <= now:  # mid-attempt, so its task is alive
                 task = watch.task()
-                if task is None:  # a chain task that has ended
-                    self._watches.discard(watch)
-                    continue
                 if watch.cancels or not task.cancelling():
                     watch.cancels += 1
                     task.cancel()
